@@ -4,6 +4,7 @@
 #   scripts/services.sh start DIR   initdb (once) and start both under DIR; writes DIR/env
 #   scripts/services.sh stop DIR    stop both (by pid file, never by name)
 #   scripts/services.sh pg-stop DIR / pg-start DIR    stop or start PostgreSQL only
+#   scripts/services.sh status DIR  exit 0 when both are running
 #
 # Both listen on unix sockets inside DIR only (no TCP port to collide with), so several
 # instances (make run, make test, a test's own instance) can live side by side.
@@ -24,9 +25,12 @@ as_pg() {
 }
 pg_user() { if [[ $(id -u) -eq 0 ]]; then echo postgres; else id -un; fi; }
 
+pg_running() { [[ -f "$dir/pg/data/PG_VERSION" ]] && as_pg "$pg_bin/pg_ctl" -D "$dir/pg/data" status >/dev/null 2>&1; }
+
 pg_start() {
   local data="$dir/pg/data" sock="$dir/pg"
   mkdir -p "$sock"
+  if pg_running; then return 0; fi
   if [[ $(id -u) -eq 0 ]]; then chown postgres "$sock"; chmod 755 "$dir" "$sock"; fi
   if [[ ! -f "$data/PG_VERSION" ]]; then
     as_pg "$pg_bin/initdb" -D "$data" -U "$(pg_user)" --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/pg/initdb.log" 2>&1 \
@@ -46,8 +50,11 @@ pg_stop() {
   as_pg "$pg_bin/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true
 }
 
+redis_running() { [[ -f "$dir/redis/redis.pid" ]] && kill -0 "$(cat "$dir/redis/redis.pid")" 2>/dev/null; }
+
 redis_start() {
   mkdir -p "$dir/redis"
+  if redis_running; then return 0; fi
   redis-server --port 0 --unixsocket "$dir/redis/redis.sock" --unixsocketperm 777 \
     --save '' --appendonly no --daemonize yes --pidfile "$dir/redis/redis.pid" \
     --logfile "$dir/redis/redis.log" --dir "$dir/redis"
@@ -74,6 +81,7 @@ ENV
 
 case "$cmd" in
   start) pg_start; redis_start; write_env ;;
+  status) pg_running && redis_running ;;
   stop) redis_stop; pg_stop ;;
   pg-start) pg_start ;;
   pg-stop) pg_stop ;;

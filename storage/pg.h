@@ -38,6 +38,10 @@ typedef enum {
 
 typedef void (*fs_pg_cb)(fs_pg_status_t status, PGresult *res, const char *error, void *arg);
 
+/* Never returns NULL: with a URL that cannot be parsed or a host that cannot be resolved the
+ * pool has no connections and every query fails with FS_PG_UNAVAILABLE and that reason.
+ * Defaults for zero fields: connect_timeout_ms 5000, max_queue 1024, size 1;
+ * statement_timeout_ms 0 leaves the server's setting (and disables the pool's own deadline). */
 fs_pg_pool_t *fs_pg_pool_new(struct event_base *base, const fs_pg_pool_opts_t *opts);
 /* Closes connections; pending callbacks run with FS_PG_UNAVAILABLE before it returns. */
 void fs_pg_pool_free(fs_pg_pool_t *pool);

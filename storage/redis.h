@@ -27,6 +27,9 @@ typedef struct fs_redis_opts {
  * `error` then says why. Valid only during the callback. */
 typedef void (*fs_redis_cb)(redisReply *reply, const char *error, void *arg);
 
+/* Never returns NULL: with an invalid REDIS_URL or an unresolvable host every command fails
+ * with that reason. timeout_ms 0 means 2000. Commands issued before the first connect
+ * attempt has finished wait for it; during a later outage they fail at once. */
 fs_redis_t *fs_redis_new(struct event_base *base, const fs_redis_opts_t *opts);
 /* Pending callbacks run with reply NULL. Safe to call from any loop callback but never
  * from inside a hiredis callback of the same client (it defers itself then). */

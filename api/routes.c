@@ -1,0 +1,8 @@
+#include "api/routes.h"
+
+void fs_api_register_all(fs_router_t *r)
+{
+    fs_api_root_routes(r);
+    fs_api_health_routes(r);
+    fs_api_metrics_routes(r);
+}

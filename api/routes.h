@@ -1,0 +1,22 @@
+/* Every resource of the HTTP API registers its routes here; one file per resource in api/. */
+#ifndef FS_API_ROUTES_H
+#define FS_API_ROUTES_H
+
+#include "api/http.h"
+
+void fs_api_root_routes(fs_router_t *r);
+void fs_api_health_routes(fs_router_t *r);
+void fs_api_metrics_routes(fs_router_t *r);
+
+/* Refreshes the gauges that /metrics reads from other modules before each render. */
+void fs_api_metrics_install(fs_metrics_t *m);
+/* Starts this worker's "metrics" actor, which hands its registry to the worker answering
+ * GET /metrics; and registers the message types it uses (call before forking too). */
+typedef struct fs_actor_system fs_actor_system_t;
+void fs_api_metrics_spawn_actor(fs_actor_system_t *sys);
+void fs_api_metrics_register_types(void);
+
+/* Registers all of the above. */
+void fs_api_register_all(fs_router_t *r);
+
+#endif

@@ -1,0 +1,182 @@
+#include "runtime/worker.h"
+
+#include "api/routes.h"
+#include "runtime/alloc.h"
+#include "runtime/config.h"
+#include "runtime/log.h"
+#include "runtime/actor.h"
+#include "runtime/metrics.h"
+#include "runtime/peer.h"
+#include "runtime/threadpool.h"
+#include "storage/pg.h"
+#include "storage/redis.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DRAIN_POLL_MS 10
+
+fs_worker_t *fs_worker;
+
+static struct {
+    struct event *sigterm, *sigint, *drain_timer;
+    double drain_deadline;
+} w;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static bool origin_allowed(const char *origin, size_t len)
+{
+    return fs_config_origin_allowed(fs_cfg, origin, len);
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    size_t inflight = fs_http_server_inflight(fs_worker->http);
+    if (inflight == 0 || now_ms() >= w.drain_deadline) {
+        if (inflight)
+            fs_warn("drain deadline reached with %zu requests in flight", inflight);
+        event_base_loopexit(fs_worker->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, DRAIN_POLL_MS * 1000};
+    evtimer_add(w.drain_timer, &tv);
+}
+
+/* SIGTERM: stop accepting (the slot's socket stays open in the master for the next worker),
+ * let in-flight requests finish within SHUTDOWN_TIMEOUT_MS, then leave the loop. */
+static void on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+    if (fs_worker->draining)
+        return;
+    fs_worker->draining = true;
+    fs_http_server_stop_accepting(fs_worker->http);
+    w.drain_deadline = now_ms() + fs_cfg->shutdown_timeout_ms;
+    fs_info("draining: %zu requests in flight", fs_http_server_inflight(fs_worker->http));
+    on_drain_tick(-1, 0, NULL);
+}
+
+static void on_escalate(fs_actor_t *actor, int status, void *arg)
+{
+    fs_error("actor %s failed past its restart limit (%s); restarting the worker", fs_actor_name(actor),
+             fs_status_str(status));
+    *(int *)arg = FS_EXIT_ESCALATED;
+    event_base_loopexit(fs_worker->base, NULL);
+}
+
+/* Losing the channel to the master means the master is gone or has replaced this worker
+ * (reload): either way, finish what is in flight and leave. */
+static void on_peer_close(fs_peer_t *peer, void *arg)
+{
+    if (!fs_worker->draining)
+        fs_warn("channel to the master closed; draining");
+    on_sigterm(SIGTERM, 0, NULL);
+}
+
+static fs_http_server_t *start_http(fs_worker_t *wk, int fd)
+{
+    fs_http_opts_t opts = {
+        .max_body_bytes = (size_t)fs_cfg->max_body_bytes,
+        .max_uri_bytes = (size_t)fs_cfg->max_uri_bytes,
+        .read_timeout_ms = fs_cfg->read_timeout_ms,
+        .idle_timeout_ms = fs_cfg->idle_timeout_ms,
+        .max_keepalive_requests = fs_cfg->max_keepalive_requests,
+        .metrics = wk->metrics,
+        .origin_allowed = origin_allowed,
+        .log_requests = true,
+    };
+    fs_http_server_t *http = fs_http_server_new(wk->base, wk->router, &opts);
+    if (fs_http_server_accept_fd(http, fd) != 0) {
+        fs_http_server_free(http);
+        return NULL;
+    }
+    return http;
+}
+
+static void start_storage(fs_worker_t *wk)
+{
+    char app[32];
+    snprintf(app, sizeof app, "flightshark-w%d", wk->index);
+    fs_pg_pool_opts_t pg = {
+        .url = fs_cfg->database_url,
+        .size = fs_cfg->db_pool_size,
+        .statement_timeout_ms = fs_cfg->db_statement_timeout_ms,
+        .connect_timeout_ms = fs_cfg->db_connect_timeout_ms,
+        .max_queue = 4096,
+        .application_name = app,
+    };
+    wk->pg = fs_pg_pool_new(wk->base, &pg);
+    fs_redis_opts_t redis = {.url = fs_cfg->redis_url, .timeout_ms = fs_cfg->redis_timeout_ms, .heartbeat_ms = 1000};
+    wk->redis = fs_redis_new(wk->base, &redis);
+}
+
+int fs_worker_run(const fs_worker_spec_t *spec)
+{
+    /* A worker never outlives its master: a lone worker would hold the port forever. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != spec->master_pid)
+        return 1;
+    char role[32];
+    snprintf(role, sizeof role, "worker-%d", spec->index);
+    fs_log_set_role(role);
+    signal(SIGPIPE, SIG_IGN);
+
+    fs_worker_t *wk = FS_NEW(fs_worker_t);
+    fs_worker = wk;
+    wk->index = spec->index;
+    wk->count = spec->count;
+    wk->base = event_base_new();
+    wk->metrics = fs_metrics_new();
+    fs_api_metrics_install(wk->metrics);
+    wk->pool = fs_threadpool_new(wk->base, fs_cfg->thread_pool_size);
+    start_storage(wk);
+    int rc = 0;
+    fs_actor_system_opts_t actor_opts = {.worker = wk->index, .on_escalate = on_escalate, .escalate_arg = &rc};
+    wk->actors = fs_actor_system_new(wk->base, &actor_opts);
+    wk->peer = fs_peer_new(wk->actors, spec->peer_fd, on_peer_close, NULL);
+    fs_runtime_register_types();
+    fs_api_metrics_spawn_actor(wk->actors);
+    wk->router = fs_router_new();
+    fs_api_register_all(wk->router);
+
+    wk->http = start_http(wk, spec->http_fd);
+    if (!wk->http) {
+        fs_error("cannot serve on the slot's socket");
+        rc = 1;
+        goto failed_http;
+    }
+    w.sigterm = evsignal_new(wk->base, SIGTERM, on_sigterm, NULL);
+    w.sigint = evsignal_new(wk->base, SIGINT, on_sigterm, NULL);
+    w.drain_timer = evtimer_new(wk->base, on_drain_tick, NULL);
+    evsignal_add(w.sigterm, NULL);
+    evsignal_add(w.sigint, NULL);
+
+    event_base_dispatch(wk->base);
+
+    event_free(w.drain_timer);
+    event_free(w.sigint);
+    event_free(w.sigterm);
+    fs_http_server_free(wk->http);
+failed_http:
+    fs_router_free(wk->router);
+    fs_peer_free(wk->peer);
+    fs_actor_system_free(wk->actors);
+    fs_redis_free(wk->redis);
+    fs_pg_pool_free(wk->pg);
+    fs_threadpool_free(wk->pool);
+    fs_metrics_free(wk->metrics);
+    event_base_free(wk->base);
+    free(wk);
+    fs_worker = NULL;
+    return rc;
+}
