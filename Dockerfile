@@ -17,7 +17,7 @@ RUN apt-get update \
       build-essential cmake pkg-config \
       libevent-dev libevhtp-dev libprotobuf-c-dev protobuf-c-compiler \
       libpq-dev libhiredis-dev libzstd-dev libjemalloc-dev \
-      libjansson-dev libargon2-dev libssl-dev libcurl4-openssl-dev libxml2-dev \
+      libjansson-dev libargon2-dev libssl-dev libcurl4-openssl-dev libxml2-dev libhttp-parser-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src

@@ -14,9 +14,9 @@
 #include <strings.h>
 
 /* The methods htparser knows (enum htp_method); anything else makes it fail silently. */
-static const char *const known_methods[] = {"GET",  "HEAD", "POST",     "PUT",       "DELETE", "MKCOL",
-                                            "COPY", "MOVE", "OPTIONS",  "PROPFIND",  "PROPPATCH", "LOCK",
-                                            "UNLOCK", "TRACE", "CONNECT", "PATCH", NULL};
+static const char *const known_methods[] = {"GET",    "HEAD",  "POST",    "PUT",      "DELETE",    "MKCOL",
+                                            "COPY",   "MOVE",  "OPTIONS", "PROPFIND", "PROPPATCH", "LOCK",
+                                            "UNLOCK", "TRACE", "CONNECT", "PATCH",    NULL};
 
 #define MAX_METHOD 15
 
@@ -78,7 +78,8 @@ static fs_head_rc_t check_target(const char *t, size_t len, const fs_head_limits
         return reject(v, 414, "URI too long");
     if (len == 0)
         return reject(v, 400, "Invalid request line");
-    bool absolute = (len > 7 && strncasecmp(t, "http://", 7) == 0) || (len > 8 && strncasecmp(t, "https://", 8) == 0);
+    bool absolute =
+        (len > 7 && strncasecmp(t, "http://", 7) == 0) || (len > 8 && strncasecmp(t, "https://", 8) == 0);
     if (t[0] != '/' && !absolute)
         return reject(v, 400, "Invalid request target");
     for (size_t i = 0; i < len; i++) {
@@ -128,8 +129,8 @@ static void trim(const char **s, size_t *len)
         (*len)--;
 }
 
-static fs_head_rc_t check_body_header(const char *name, size_t nlen, const char *val, size_t vlen, body_info_t *b,
-                                      fs_head_verdict_t *v)
+static fs_head_rc_t check_body_header(const char *name, size_t nlen, const char *val, size_t vlen,
+                                      body_info_t *b, fs_head_verdict_t *v)
 {
     trim(&val, &vlen);
     if (nlen == 14 && strncasecmp(name, "content-length", 14) == 0) {
@@ -181,6 +182,7 @@ static fs_head_rc_t check_body(const body_info_t *b, const fs_head_limits_t *lim
         return reject(v, 400, "Both Content-Length and Transfer-Encoding");
     if (b->has_length && lim->max_body && b->length > lim->max_body)
         return reject(v, 413, "Request body too large");
+    v->body_len = b->chunked ? -1 : (long long)b->length;
     return FS_HEAD_OK;
 }
 
@@ -192,7 +194,8 @@ static fs_head_rc_t check_headers(const char *buf, size_t len, const char *p, co
     for (size_t n = 0;; n++) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl) {
-            if ((size_t)(end - p) > FS_HTTP_HEADER_LINE_MAX || len > FS_HTTP_HEAD_MAX + effective_max_uri(lim))
+            if ((size_t)(end - p) > FS_HTTP_HEADER_LINE_MAX ||
+                len > FS_HTTP_HEAD_MAX + effective_max_uri(lim))
                 return reject(v, 431, "Request header fields too large");
             return FS_HEAD_NEED_MORE;
         }
@@ -212,7 +215,8 @@ static fs_head_rc_t check_headers(const char *buf, size_t len, const char *p, co
     }
 }
 
-fs_head_rc_t fs_http_head_check(const char *buf, size_t len, const fs_head_limits_t *lim, fs_head_verdict_t *v)
+fs_head_rc_t fs_http_head_check(const char *buf, size_t len, const fs_head_limits_t *lim,
+                                fs_head_verdict_t *v)
 {
     memset(v, 0, sizeof *v);
     size_t i = 0;

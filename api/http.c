@@ -28,13 +28,14 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#define ACCEPT_PAUSE_MS 100   /* after EMFILE & co: long enough for fds to be released */
-#define LINGER_MS 2000        /* how long a refused connection may keep sending before we close */
-#define DEFAULT_MAX_BODY (1024 * 1024)
-#define DEFAULT_MAX_URI 4096
+#define ACCEPT_PAUSE_MS         100  /* after EMFILE & co: long enough for fds to be released */
+#define LINGER_MS               2000 /* how long a refused connection may keep sending before we close */
+#define PIPELINE_BATCH          32   /* pipelined requests of one connection handled per loop turn */
+#define DRAIN_SILENCE_MS        1000 /* while draining, a silent new connection gets this long to speak */
+#define DEFAULT_MAX_BODY        (1024 * 1024)
+#define DEFAULT_MAX_URI         4096
 #define DEFAULT_READ_TIMEOUT_MS 30000
 #define DEFAULT_IDLE_TIMEOUT_MS 60000
 
@@ -59,23 +60,23 @@ static double ms_since(const struct timespec *t)
 }
 
 /* Doubly linked lists with a head pointer: connections, closing sockets, pending requests. */
-#define LIST_LINK(head, x)                                                                                             \
-    do {                                                                                                               \
-        (x)->prev = NULL;                                                                                              \
-        (x)->next = (head);                                                                                            \
-        if (head)                                                                                                      \
-            (head)->prev = (x);                                                                                        \
-        (head) = (x);                                                                                                  \
+#define LIST_LINK(head, x)                                                                                   \
+    do {                                                                                                     \
+        (x)->prev = NULL;                                                                                    \
+        (x)->next = (head);                                                                                  \
+        if (head)                                                                                            \
+            (head)->prev = (x);                                                                              \
+        (head) = (x);                                                                                        \
     } while (0)
-#define LIST_UNLINK(head, x)                                                                                           \
-    do {                                                                                                               \
-        if ((x)->prev)                                                                                                 \
-            (x)->prev->next = (x)->next;                                                                               \
-        else                                                                                                           \
-            (head) = (x)->next;                                                                                        \
-        if ((x)->next)                                                                                                 \
-            (x)->next->prev = (x)->prev;                                                                               \
-        (x)->prev = (x)->next = NULL;                                                                                  \
+#define LIST_UNLINK(head, x)                                                                                 \
+    do {                                                                                                     \
+        if ((x)->prev)                                                                                       \
+            (x)->prev->next = (x)->next;                                                                     \
+        else                                                                                                 \
+            (head) = (x)->next;                                                                              \
+        if ((x)->next)                                                                                       \
+            (x)->next->prev = (x)->prev;                                                                     \
+        (x)->prev = (x)->next = NULL;                                                                        \
     } while (0)
 
 /* ---- closing sockets taken over from evhtp ------------------------------------------------- */
@@ -143,6 +144,15 @@ static bool at_boundary(const evhtp_connection_t *c)
     return !c->request || (c->request->flags & EVHTP_REQ_FLAG_FINISHED);
 }
 
+/* Nothing in progress and nothing buffered in either direction. */
+static bool conn_idle(const fs_conn_t *fc)
+{
+    struct bufferevent *bev = evhtp_connection_get_bev(fc->ev);
+    return at_boundary(fc->ev) && bev && evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
+           evbuffer_get_length(bufferevent_get_input(bev)) == 0 &&
+           !(fc->stash && evbuffer_get_length(fc->stash));
+}
+
 static void set_read_timeout(fs_conn_t *fc, int ms)
 {
     struct bufferevent *bev = evhtp_connection_get_bev(fc->ev);
@@ -164,12 +174,34 @@ static void conn_drop_request(fs_conn_t *fc)
         fs_req_free(req);
 }
 
+/* Our state outlives evhtp's connection until the next loop turn, so that code which called
+ * into evhtp can test `dead` afterwards instead of touching freed memory. */
 static void conn_free(fs_conn_t *fc)
 {
-    LIST_UNLINK(fc->srv->conns, fc);
+    fs_http_server_t *srv = fc->srv;
+    LIST_UNLINK(srv->conns, fc);
     if (fc->watch)
         event_free(fc->watch);
-    free(fc);
+    if (fc->pump)
+        event_free(fc->pump);
+    if (fc->stash)
+        evbuffer_free(fc->stash);
+    fc->watch = fc->pump = NULL;
+    fc->stash = NULL;
+    fc->ev = NULL;
+    fc->dead = true;
+    LIST_LINK(srv->graveyard, fc);
+    event_active(srv->reaper, 0, 0);
+}
+
+static void conn_reap(evutil_socket_t fd, short what, void *arg)
+{
+    fs_http_server_t *srv = arg;
+    while (srv->graveyard) {
+        fs_conn_t *fc = srv->graveyard;
+        LIST_UNLINK(srv->graveyard, fc);
+        free(fc);
+    }
 }
 
 /* evhtp frees a connection: hooks run before the request is freed (evhtp_connection_free),
@@ -195,8 +227,12 @@ static void conn_reject(fs_conn_t *fc, int status, const char *detail, const cha
     json_t *j = json_pack("{s:s}", "detail", detail);
     char *body = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    fs_response_t r = {.status = status, .minor = 1, .content_type = "application/json",
-                       .body = body, .len = strlen(body), .request_id = id};
+    fs_response_t r = {.status = status,
+                       .minor = 1,
+                       .content_type = "application/json",
+                       .body = body,
+                       .len = strlen(body),
+                       .request_id = id};
     struct evbuffer *resp = evbuffer_new();
     fs_http_write_response(resp, &r);
     free(body);
@@ -211,57 +247,143 @@ static void conn_reject(fs_conn_t *fc, int status, const char *detail, const cha
         evhtp_connection_free(c);
 }
 
-/* Holds a new request until its head is complete and acceptable. Returns true when evhtp may
- * parse what is buffered. */
-static bool conn_gate(fs_conn_t *fc, struct bufferevent *bev)
+typedef enum { GATE_PASS, GATE_WAIT, GATE_GONE } gate_t;
+
+/* Holds a new request until its head is complete and acceptable. On GATE_PASS, *msg_len is
+ * the length of the whole request (head and body), or -1 when it is not known (chunked). */
+static gate_t conn_gate(fs_conn_t *fc, struct evbuffer *in, long long *msg_len)
 {
     fs_http_server_t *srv = fc->srv;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    size_t len = evbuffer_get_length(in);
-    if (len == 0)
-        return true;
     fs_head_limits_t lim = {.max_uri = srv->opts.max_uri_bytes, .max_body = srv->opts.max_body_bytes};
-    size_t look = FS_HTTP_HEAD_MAX + FS_HTTP_URI_HARD_MAX + 1024;
-    if (look > len)
-        look = len;
+    size_t look = evbuffer_get_length(in);
+    if (look > FS_HTTP_HEAD_MAX + FS_HTTP_URI_HARD_MAX + 1024)
+        look = FS_HTTP_HEAD_MAX + FS_HTTP_URI_HARD_MAX + 1024;
     const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)look);
     fs_head_verdict_t v;
     switch (fs_http_head_check(buf, look, &lim, &v)) {
     case FS_HEAD_OK:
         evbuffer_drain(in, v.skip);
-        return true;
+        *msg_len = v.body_len < 0 ? -1 : (long long)(v.head_len - v.skip) + v.body_len;
+        return GATE_PASS;
     case FS_HEAD_NEED_MORE:
         set_read_timeout(fc, srv->opts.read_timeout_ms);
-        return false;
+        return GATE_WAIT;
     case FS_HEAD_REJECT:
         break;
     }
     conn_reject(fc, v.status, v.detail, v.method, false);
-    return false;
+    return GATE_GONE;
+}
+
+/* libevent freezes the end of a bufferevent's input buffer (only it may append there), so
+ * stashed bytes always go back in front: prepend, never add. */
+static void stash_all(fs_conn_t *fc, struct evbuffer *in)
+{
+    if (!fc->stash)
+        fc->stash = evbuffer_new();
+    evbuffer_prepend_buffer(fc->stash, in);
+}
+
+/* Moves everything after the first `keep` bytes of `in` to the front of the stash. */
+static void stash_after(fs_conn_t *fc, struct evbuffer *in, size_t keep)
+{
+    struct evbuffer *first = evbuffer_new();
+    evbuffer_remove_buffer(in, first, keep);
+    stash_all(fc, in);
+    evbuffer_prepend_buffer(in, first);
+    evbuffer_free(first);
+}
+
+/* Puts the stash back behind what is left in `in`. */
+static void unstash(fs_conn_t *fc, struct evbuffer *in)
+{
+    if (!fc->stash || evbuffer_get_length(fc->stash) == 0)
+        return;
+    evbuffer_prepend_buffer(fc->stash, in);
+    evbuffer_prepend_buffer(in, fc->stash);
+}
+
+static void conn_on_pump(evutil_socket_t fd, short what, void *arg);
+
+/* Feeds evhtp one request at a time. htparser stops after each message, and evhtp 1.2.18
+ * cannot go on by itself with pipelined bytes (its resume is a no-op unless paused: the
+ * "ODDITY" log), so whatever follows the current request waits in our stash. This also sends
+ * every request head through the gate, and leaves nothing unchecked for evhtp to parse when it
+ * resumes a paused request. */
+static void conn_pump(fs_conn_t *fc)
+{
+    evhtp_connection_t *c = fc->ev;
+    struct bufferevent *bev = evhtp_connection_get_bev(c);
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (fc->stash)
+        evbuffer_prepend_buffer(in, fc->stash);
+    for (int n = 0; n < PIPELINE_BATCH; n++) {
+        if (c->flags & EVHTP_CONN_FLAG_PAUSED) {
+            stash_all(fc, in);
+            return;
+        }
+        if (evbuffer_get_length(in) == 0)
+            return;
+        if (at_boundary(c) && conn_gate(fc, in, &fc->msg_left) != GATE_PASS)
+            return;
+        if (fc->msg_left >= 0 && (size_t)fc->msg_left < evbuffer_get_length(in))
+            stash_after(fc, in, (size_t)fc->msg_left);
+        size_t before = evbuffer_get_length(in);
+        fc->srv->evhtp_readcb(bev, c);
+        if (fc->dead)
+            return;
+        size_t consumed = before - evbuffer_get_length(in);
+        if (fc->msg_left >= 0)
+            fc->msg_left = consumed >= (size_t)fc->msg_left ? 0 : fc->msg_left - (long long)consumed;
+        if (c->flags & EVHTP_CONN_FLAG_PAUSED) {
+            stash_all(fc, in);
+            return;
+        }
+        unstash(fc, in);
+        if (!at_boundary(c) || consumed == 0)
+            return; /* the rest of this request has not arrived yet */
+    }
+    if (evbuffer_get_length(in) > 0) {
+        if (!fc->pump)
+            fc->pump = event_new(fc->srv->base, -1, 0, conn_on_pump, fc);
+        event_active(fc->pump, 0, 0);
+    }
+}
+
+static void conn_on_pump(evutil_socket_t fd, short what, void *arg)
+{
+    fs_conn_t *fc = arg;
+    if (!fc->dead)
+        conn_pump(fc);
 }
 
 static void conn_on_read(struct bufferevent *bev, void *arg)
 {
     evhtp_connection_t *c = arg;
-    fs_http_server_t *srv = c->htp->arg;
     fs_conn_t *fc = conn_of(c);
-    if (fc && !(c->flags & EVHTP_CONN_FLAG_PAUSED) && at_boundary(c) && !conn_gate(fc, bev))
-        return;
-    srv->evhtp_readcb(bev, arg);
+    if (fc)
+        conn_pump(fc);
+    else
+        ((fs_http_server_t *)c->htp->arg)->evhtp_readcb(bev, arg);
 }
 
 /* evhtp closes a non-keep-alive connection after a reply only on its synchronous path; after
- * a paused request it forgets to (its "waiting" branch), so we close here for both. */
+ * a paused request it forgets to (its "waiting" branch), so we close here for both. Once a
+ * paused request is answered, the pipelined requests behind it are taken up here. */
 static void conn_on_write(struct bufferevent *bev, void *arg)
 {
     evhtp_connection_t *c = arg;
-    fs_http_server_t *srv = c->htp->arg;
     fs_conn_t *fc = conn_of(c);
-    if (fc && fc->close_after_flush && at_boundary(c) && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    fs_http_server_t *srv = c->htp->arg;
+    if (fc && fc->close_after_flush && at_boundary(c) &&
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         evhtp_connection_free(c);
         return;
     }
     srv->evhtp_writecb(bev, arg);
+    if (fc && !fc->dead && !(c->flags & EVHTP_CONN_FLAG_PAUSED) && at_boundary(c) && fc->stash &&
+        evbuffer_get_length(fc->stash) > 0)
+        conn_pump(fc);
 }
 
 /* A paused request: evhtp reads nothing, so a departed client would go unnoticed until the
@@ -304,7 +426,8 @@ static evhtp_res req_on_headers_start(evhtp_request_t *ev, void *arg)
         ulen += strlen(ev->uri->path->full);
     if (ev->uri && ev->uri->query_raw)
         ulen += strlen((const char *)ev->uri->query_raw) + 1;
-    size_t max = srv->opts.max_uri_bytes < FS_HTTP_URI_HARD_MAX ? srv->opts.max_uri_bytes : FS_HTTP_URI_HARD_MAX;
+    size_t max =
+        srv->opts.max_uri_bytes < FS_HTTP_URI_HARD_MAX ? srv->opts.max_uri_bytes : FS_HTTP_URI_HARD_MAX;
     if (ulen > max) {
         conn_reject(fc, 414, "URI too long", htparser_get_methodstr_m(ev->method), true);
         return EVHTP_RES_ERROR;
@@ -452,7 +575,7 @@ static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
  * ENOBUFS, ENOMEM) would make the loop spin on a readable listener, so accept pauses. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-    fs_http_server_t *srv = arg;
+    fs_http_server_t *srv = ((evhtp_t *)arg)->arg; /* the listener's argument is evhtp's */
     int err = EVUTIL_SOCKET_ERROR();
     evconnlistener_disable(l);
     if (srv->m_accept_errors)
@@ -460,7 +583,8 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     static struct timespec last;
     if (last.tv_sec == 0 || ms_since(&last) > 1000) {
         clock_gettime(CLOCK_MONOTONIC, &last);
-        fs_warn("accept failed: %s; pausing accept for %d ms", evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS);
+        fs_warn("accept failed: %s; pausing accept for %d ms", evutil_socket_error_to_string(err),
+                ACCEPT_PAUSE_MS);
     }
     struct timeval tv = ms_tv(ACCEPT_PAUSE_MS);
     evtimer_add(srv->accept_retry, &tv);
@@ -473,8 +597,14 @@ static int listener_ready(fs_http_server_t *srv)
     return 0;
 }
 
+/* The socket becomes the server's (closed by fs_http_server_free). libevent's listener
+ * accepts in a loop until EAGAIN, so a blocking socket would hang the loop: made non-blocking
+ * here whatever the master did. */
 int fs_http_server_accept_fd(fs_http_server_t *s, int fd)
 {
+    if (fd < 0 || evutil_make_socket_nonblocking(fd) != 0)
+        return -1;
+    evutil_make_socket_closeonexec(fd);
     /* backlog 0: libevent leaves the socket's listen() alone, the master already called it. */
     if (evhtp_accept_socket(s->htp, fd, 0) != 0)
         return -1;
@@ -484,7 +614,8 @@ int fs_http_server_accept_fd(fs_http_server_t *s, int fd)
 int fs_http_server_listen(fs_http_server_t *s, const char *addr, int port)
 {
     char spec[128];
-    snprintf(spec, sizeof spec, "%s%s", strchr(addr, ':') && strncmp(addr, "ipv6:", 5) != 0 ? "ipv6:" : "", addr);
+    snprintf(spec, sizeof spec, "%s%s", strchr(addr, ':') && strncmp(addr, "ipv6:", 5) != 0 ? "ipv6:" : "",
+             addr);
     if (port < 0 || port > 65535 || evhtp_bind_socket(s->htp, spec, (uint16_t)port, 1024) != 0)
         return -1;
     return listener_ready(s);
@@ -506,7 +637,8 @@ int fs_http_server_port(const fs_http_server_t *s)
 }
 
 /* Idle keep-alive connections are closed at once (as nginx does on a graceful stop); busy
- * ones finish their request and close after the response (keep-alive is refused). */
+ * ones finish their request and close after the response (keep-alive is refused). A connection
+ * accepted but still silent is left alone: its client is about to send a request. */
 void fs_http_server_stop_accepting(fs_http_server_t *s)
 {
     s->accepting = false;
@@ -515,21 +647,26 @@ void fs_http_server_stop_accepting(fs_http_server_t *s)
     evtimer_del(s->accept_retry);
     for (fs_conn_t *fc = s->conns, *next; fc; fc = next) {
         next = fc->next;
-        struct bufferevent *bev = evhtp_connection_get_bev(fc->ev);
-        if (at_boundary(fc->ev) && bev && evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
-            evbuffer_get_length(bufferevent_get_input(bev)) == 0)
+        if (!conn_idle(fc))
+            continue;
+        if (fc->n_requests > 0)
             evhtp_connection_free(fc->ev);
+        else /* a pre-connect that never sends must not hold the drain until its deadline */
+            set_read_timeout(fc, s->opts.read_timeout_ms < DRAIN_SILENCE_MS ? s->opts.read_timeout_ms
+                                                                            : DRAIN_SILENCE_MS);
     }
 }
 
-/* Requests not answered yet, plus responses not yet handed to the kernel: the drain waits
- * for both, so that the last responses are not cut off when the loop exits. */
+/* Requests not answered yet, responses not yet handed to the kernel, and connections accepted
+ * whose first request has not arrived: the drain waits for all three, so that neither the
+ * last responses nor requests already on their way are cut off when the loop exits. */
 size_t fs_http_server_inflight(const fs_http_server_t *s)
 {
     size_t n = s->n_pending;
     for (const fs_conn_t *fc = s->conns; fc; fc = fc->next) {
         struct bufferevent *bev = evhtp_connection_get_bev(fc->ev);
-        if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+        if ((bev && evbuffer_get_length(bufferevent_get_output(bev)) > 0) ||
+            (fc->n_requests == 0 && !fc->req))
             n++;
     }
     for (const fs_closing_t *cl = s->closing; cl; cl = cl->next)
@@ -560,13 +697,13 @@ static void create_metrics(fs_http_server_t *srv, fs_metrics_t *m)
     static const char *const dur_labels[] = {"method", "endpoint", NULL};
     if (!m)
         return;
-    srv->m_requests = fs_metrics_family(m, FS_METRIC_COUNTER, "http_requests_total", "Total HTTP requests", req_labels,
-                                        NULL, 0);
+    srv->m_requests = fs_metrics_family(m, FS_METRIC_COUNTER, "http_requests_total", "Total HTTP requests",
+                                        req_labels, NULL, 0);
     srv->m_duration = fs_metrics_family(m, FS_METRIC_HISTOGRAM, "http_request_duration_seconds",
                                         "HTTP request latency in seconds", dur_labels, NULL, 0);
-    srv->m_accept_errors = fs_metrics_family(m, FS_METRIC_COUNTER, "flightshark_http_accept_errors_total",
-                                             "accept() failures that paused the listener (EMFILE, ENFILE, ...)", NULL,
-                                             NULL, 0);
+    srv->m_accept_errors =
+        fs_metrics_family(m, FS_METRIC_COUNTER, "flightshark_http_accept_errors_total",
+                          "accept() failures that paused the listener (EMFILE, ENFILE, ...)", NULL, NULL, 0);
     fs_metrics_series(srv->m_accept_errors, NULL);
 }
 
@@ -600,6 +737,7 @@ fs_http_server_t *fs_http_server_new(struct event_base *base, fs_router_t *route
     srv->htp = evhtp_new(base, srv);
     configure_evhtp(srv);
     srv->accept_retry = evtimer_new(base, on_accept_retry, srv);
+    srv->reaper = event_new(base, -1, 0, conn_reap, srv);
     if (getrandom(&srv->id_seed, sizeof srv->id_seed, GRND_NONBLOCK) != (ssize_t)sizeof srv->id_seed)
         srv->id_seed = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
     create_metrics(srv, srv->opts.metrics);
@@ -616,6 +754,7 @@ void fs_http_server_free(fs_http_server_t *s)
         evhtp_connection_free(s->conns->ev);
     while (s->closing)
         closing_free(s->closing);
+    conn_reap(-1, 0, s);
     /* Handlers still working own their requests; their replies are discarded and free them. */
     while (s->pending) {
         fs_req_t *req = s->pending;
@@ -623,6 +762,7 @@ void fs_http_server_free(fs_http_server_t *s)
         req->srv = NULL;
     }
     event_free(s->accept_retry);
+    event_free(s->reaper);
     evhtp_free(s->htp);
     free(s);
 }

@@ -12,14 +12,14 @@
 
 /* ---- limits ------------------------------------------------------------------------------ */
 
-#define FS_ROUTE_MAX_PARAMS 8
+#define FS_ROUTE_MAX_PARAMS   8
 #define FS_ROUTE_MAX_SEGMENTS 32
 /* htparser keeps each token (URI, header name, header value) in an 8192-byte buffer and closes
  * the connection without a response when one is longer, so our own limits stay below it. */
-#define FS_HTTP_URI_HARD_MAX 8000
+#define FS_HTTP_URI_HARD_MAX    8000
 #define FS_HTTP_HEADER_LINE_MAX 8000
-#define FS_HTTP_HEAD_MAX (64 * 1024)
-#define FS_HTTP_MAX_HEADERS 100
+#define FS_HTTP_HEAD_MAX        (64 * 1024)
+#define FS_HTTP_MAX_HEADERS     100
 
 /* ---- percent-decoding and UTF-8 -------------------------------------------------------- */
 
@@ -53,7 +53,8 @@ typedef struct fs_route_match {
 } fs_route_match_t;
 
 /* Matches `path` (raw, percent-encoded, without the query). HEAD falls back to GET. */
-fs_route_status_t fs_router_match(const fs_router_t *r, const char *method, const char *path, fs_route_match_t *m);
+fs_route_status_t fs_router_match(const fs_router_t *r, const char *method, const char *path,
+                                  fs_route_match_t *m);
 void fs_route_match_clear(fs_route_match_t *m);
 
 /* ---- request head checks (before evhtp parses anything) --------------------------------- */
@@ -66,17 +67,19 @@ typedef struct fs_head_limits {
 } fs_head_limits_t;
 
 typedef struct fs_head_verdict {
-    size_t skip;          /* empty lines before the request line (drop them) */
-    size_t head_len;      /* bytes of the head including the blank line, when OK */
-    int status;           /* when REJECT */
-    const char *detail;   /* when REJECT: a static string */
-    char method[16];      /* the method when it was readable, else "" */
+    size_t skip;        /* empty lines before the request line (drop them) */
+    size_t head_len;    /* bytes of the head including the blank line, when OK */
+    long long body_len; /* when OK: Content-Length, 0 without a body, -1 when chunked */
+    int status;         /* when REJECT */
+    const char *detail; /* when REJECT: a static string */
+    char method[16];    /* the method when it was readable, else "" */
 } fs_head_verdict_t;
 
 /* Looks at the bytes of a request that has not been handed to evhtp yet. NEED_MORE until the
  * whole head (request line and headers) is there; REJECT with a status (400, 413, 414, 431,
  * 501, 505) for what we refuse to let the evhtp parser see. */
-fs_head_rc_t fs_http_head_check(const char *buf, size_t len, const fs_head_limits_t *lim, fs_head_verdict_t *v);
+fs_head_rc_t fs_http_head_check(const char *buf, size_t len, const fs_head_limits_t *lim,
+                                fs_head_verdict_t *v);
 
 /* ---- server, connections, requests ------------------------------------------------------ */
 
@@ -97,6 +100,8 @@ struct fs_http_server {
     /* evhtp's own bufferevent callbacks, captured at the first accept and wrapped */
     bufferevent_data_cb evhtp_readcb, evhtp_writecb;
     fs_conn_t *conns;
+    fs_conn_t *graveyard; /* freed by `reaper` on the next loop turn */
+    struct event *reaper;
     fs_closing_t *closing;
     fs_req_t *pending; /* requests not answered yet */
     size_t n_pending;
@@ -106,10 +111,14 @@ struct fs_http_server {
 
 struct fs_conn {
     fs_http_server_t *srv;
-    evhtp_connection_t *ev;
-    fs_req_t *req;        /* latest request of this connection until evhtp frees it */
-    struct event *watch;  /* notices a disconnect while a request is paused */
-    uint64_t body_bytes;  /* of the current request */
+    evhtp_connection_t *ev; /* NULL once evhtp has freed it (then `dead`) */
+    fs_req_t *req;          /* latest request of this connection until evhtp frees it */
+    struct event *watch;    /* notices a disconnect while a request is paused */
+    struct event *pump;     /* continues with pipelined requests on the next loop turn */
+    struct evbuffer *stash; /* bytes after the request evhtp is parsing (pipelining) */
+    bool dead;              /* evhtp freed the connection; we free this on the next turn */
+    uint64_t body_bytes;    /* of the current request */
+    long long msg_left;     /* bytes of the current request not yet given to evhtp; -1 unknown */
     unsigned n_requests;
     bool close_after_flush;
     bool hdr_seen, query_at_head;
@@ -135,7 +144,7 @@ struct fs_req {
     size_t n_headers_out;
     char id[72];
     char peer[64];
-    char *cors_origin;     /* an allowed Origin to echo */
+    char *cors_origin; /* an allowed Origin to echo */
     struct timespec start;
     bool head, paused, replied;
     void *data;
@@ -150,14 +159,14 @@ double fs_req_elapsed(const fs_req_t *req);
 /* reply.c */
 typedef struct fs_response {
     int status;
-    int minor;          /* HTTP/1.minor */
+    int minor; /* HTTP/1.minor */
     bool keepalive;
-    bool head_only;     /* HEAD: headers (with the real Content-Length) but no body */
+    bool head_only; /* HEAD: headers (with the real Content-Length) but no body */
     const char *content_type;
     const char *body;
     size_t len;
     const char *request_id;
-    double seconds;     /* X-Process-Time */
+    double seconds; /* X-Process-Time */
     const fs_kv_t *headers;
     size_t n_headers;
 } fs_response_t;
@@ -165,8 +174,8 @@ typedef struct fs_response {
 void fs_http_write_response(struct evbuffer *out, const fs_response_t *r);
 const char *fs_http_reason(int status);
 /* One log line and the two HTTP metrics for a finished exchange. */
-void fs_http_observe(fs_http_server_t *srv, const char *method, const char *route, const char *path, int status,
-                     double seconds, const char *request_id, const char *peer);
+void fs_http_observe(fs_http_server_t *srv, const char *method, const char *route, const char *path,
+                     int status, double seconds, const char *request_id, const char *peer);
 
 /* dispatch.c: CORS, URL errors, routing, 404/405, the handler. */
 void fs_http_dispatch(fs_http_server_t *srv, fs_req_t *req);

@@ -17,41 +17,48 @@
 #include <string.h>
 #include <time.h>
 
+static const struct {
+    int status;
+    const char *reason;
+} reasons[] = {
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {413, "Request Entity Too Large"},
+    {414, "Request-URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {422, "Unprocessable Entity"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+};
+
 const char *fs_http_reason(int status)
 {
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 413: return "Request Entity Too Large";
-    case 414: return "Request-URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-    }
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (reasons[i].status == status)
+            return reasons[i].reason;
+    return "Unknown";
 }
 
 static bool has_body(int status)
@@ -106,7 +113,7 @@ static void log_exchange(const char *method, const char *route, const char *path
     json_object_set_new(o, "duration_ms", json_real((double)(long long)(seconds * 1e6) / 1e3));
     json_object_set_new(o, "request_id", lossy_string(request_id));
     json_object_set_new(o, "peer", lossy_string(peer));
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(o);
     if (!s)
         return;
@@ -118,8 +125,8 @@ static void log_exchange(const char *method, const char *route, const char *path
 
 /* The endpoint label is the route template, never the raw path, so that a scan of random
  * URLs cannot create unbounded series. /metrics itself is not counted, as in the original. */
-void fs_http_observe(fs_http_server_t *srv, const char *method, const char *route, const char *path, int status,
-                     double seconds, const char *request_id, const char *peer)
+void fs_http_observe(fs_http_server_t *srv, const char *method, const char *route, const char *path,
+                     int status, double seconds, const char *request_id, const char *peer)
 {
     if (srv->opts.metrics && !(route && strcmp(route, "/metrics") == 0)) {
         char code[16];
@@ -145,8 +152,10 @@ static void send_reply(fs_req_t *req, int status, const char *content_type, cons
     req->replied = true;
     double seconds = fs_req_elapsed(req);
     if (req->srv) {
+        /* 499 (nginx's "client closed request") when nobody is left to read the answer */
         fs_http_pending_remove(req->srv, req);
-        fs_http_observe(req->srv, req->method, req->route, req->path, status, seconds, req->id, req->peer);
+        fs_http_observe(req->srv, req->method, req->route, req->path, req->ev ? status : 499, seconds,
+                        req->id, req->peer);
     }
     if (!req->ev) { /* the client left while the handler worked */
         fs_req_free(req);

@@ -39,7 +39,8 @@ static bool id_is_sane(const char *s)
     size_t n = 0;
     for (; s[n]; n++) {
         char c = s[n];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-_.:+=/", c);
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  strchr("-_.:+=/", c);
         if (!ok || n >= 64)
             return false;
     }
@@ -67,7 +68,8 @@ static const char *parse_query(fs_req_t *req, const char *raw)
             char *key, *val;
             fs_decode_rc_t rc = fs_http_decode(p, klen, true, &key);
             if (rc == FS_DECODE_OK) {
-                rc = eq ? fs_http_decode(eq + 1, len - klen - 1, true, &val) : (val = fs_strdup(""), FS_DECODE_OK);
+                rc = eq ? fs_http_decode(eq + 1, len - klen - 1, true, &val)
+                        : (val = fs_strdup(""), FS_DECODE_OK);
                 if (rc != FS_DECODE_OK)
                     free(key);
             }

@@ -208,7 +208,7 @@ void fs_router_add(fs_router_t *r, const char *method, const char *pattern, fs_h
     if (!pattern || pattern[0] != '/')
         bad_pattern(pattern ? pattern : "(null)", "no leading '/'");
     node_t *n = r->root;
-    char *names[FS_ROUTE_MAX_PARAMS];
+    char *names[FS_ROUTE_MAX_PARAMS] = {0};
     size_t n_names = 0, depth = 0;
     for (const char *p = pattern + 1; *p;) {
         const char *end = strchr(p, '/');
@@ -342,7 +342,8 @@ static void format_allow(const node_t *n, char *out, size_t size)
     }
 }
 
-fs_route_status_t fs_router_match(const fs_router_t *r, const char *method, const char *path, fs_route_match_t *m)
+fs_route_status_t fs_router_match(const fs_router_t *r, const char *method, const char *path,
+                                  fs_route_match_t *m)
 {
     memset(m, 0, sizeof *m);
     char *segs[FS_ROUTE_MAX_SEGMENTS];

@@ -7,6 +7,10 @@
 void fs_api_root_routes(fs_router_t *r);
 void fs_api_health_routes(fs_router_t *r);
 void fs_api_metrics_routes(fs_router_t *r);
+void fs_api_auth_routes(fs_router_t *r);
+void fs_api_users_routes(fs_router_t *r);
+void fs_api_airports_routes(fs_router_t *r);
+void fs_api_airlines_routes(fs_router_t *r);
 
 /* Refreshes the gauges that /metrics reads from other modules before each render. */
 void fs_api_metrics_install(fs_metrics_t *m);

@@ -31,7 +31,8 @@ fs_errors_t *fs_errors_new(void)
     return e;
 }
 
-static void errors_append(fs_errors_t *e, json_t *loc, const char *type, const char *msg, json_t *input, json_t *ctx)
+static void errors_append(fs_errors_t *e, json_t *loc, const char *type, const char *msg, json_t *input,
+                          json_t *ctx)
 {
     json_t *err = json_object();
     char *url = fs_sprintf(PYDANTIC_URL "%s", type);
@@ -123,23 +124,27 @@ void fs_query_int(fs_req_t *req, fs_errors_t *e, const char *name, long dflt, lo
     int rc = parse_int(v, &n);
     if (rc == 0) {
         fs_errors_add(e, "query", name, "int_parsing",
-                      "Input should be a valid integer, unable to parse string as an integer", json_string(v), NULL);
+                      "Input should be a valid integer, unable to parse string as an integer", json_string(v),
+                      NULL);
         return;
     }
     if (rc < 0) {
         fs_errors_add(e, "query", name, "int_parsing_size",
-                      "Unable to parse input string as an integer, exceeded maximum size", json_string(v), NULL);
+                      "Unable to parse input string as an integer, exceeded maximum size", json_string(v),
+                      NULL);
         return;
     }
     char msg[96];
     if (n < min) {
         snprintf(msg, sizeof msg, "Input should be greater than or equal to %ld", min);
-        fs_errors_add(e, "query", name, "greater_than_equal", msg, json_string(v), json_pack("{s:I}", "ge", (json_int_t)min));
+        fs_errors_add(e, "query", name, "greater_than_equal", msg, json_string(v),
+                      json_pack("{s:I}", "ge", (json_int_t)min));
         return;
     }
     if (n > max) {
         snprintf(msg, sizeof msg, "Input should be less than or equal to %ld", max);
-        fs_errors_add(e, "query", name, "less_than_equal", msg, json_string(v), json_pack("{s:I}", "le", (json_int_t)max));
+        fs_errors_add(e, "query", name, "less_than_equal", msg, json_string(v),
+                      json_pack("{s:I}", "le", (json_int_t)max));
         return;
     }
     *out = n;
@@ -163,8 +168,8 @@ void fs_query_bool(fs_req_t *req, fs_errors_t *e, const char *name, bool dflt, b
             *out = false;
             return;
         }
-    fs_errors_add(e, "query", name, "bool_parsing", "Input should be a valid boolean, unable to interpret input",
-                  json_string(v), NULL);
+    fs_errors_add(e, "query", name, "bool_parsing",
+                  "Input should be a valid boolean, unable to interpret input", json_string(v), NULL);
 }
 
 static void length_error(fs_errors_t *e, const char *name, const char *v, bool too_short, size_t limit)
@@ -173,12 +178,13 @@ static void length_error(fs_errors_t *e, const char *name, const char *v, bool t
     snprintf(msg, sizeof msg, "String should have at %s %zu character%s", too_short ? "least" : "most", limit,
              limit == 1 ? "" : "s");
     json_t *ctx = json_pack("{s:I}", too_short ? "min_length" : "max_length", (json_int_t)limit);
-    fs_errors_add(e, "query", name, too_short ? "string_too_short" : "string_too_long", msg, json_string(v), ctx);
+    fs_errors_add(e, "query", name, too_short ? "string_too_short" : "string_too_long", msg, json_string(v),
+                  ctx);
 }
 
 /* Writes *out only for a valid value, so the caller's initial value is the default. */
-void fs_query_str(fs_req_t *req, fs_errors_t *e, const char *name, bool required, size_t min_len, size_t max_len,
-                  const char **out)
+void fs_query_str(fs_req_t *req, fs_errors_t *e, const char *name, bool required, size_t min_len,
+                  size_t max_len, const char **out)
 {
     const char *v = fs_req_query(req, name);
     if (!v) {
@@ -211,8 +217,8 @@ static char *expected_list(const char *const *allowed)
     return s;
 }
 
-void fs_query_enum(fs_req_t *req, fs_errors_t *e, const char *name, const char *dflt, const char *const *allowed,
-                   const char **out)
+void fs_query_enum(fs_req_t *req, fs_errors_t *e, const char *name, const char *dflt,
+                   const char *const *allowed, const char **out)
 {
     *out = dflt;
     const char *v = fs_req_query(req, name);
@@ -321,7 +327,8 @@ void fs_query_date(fs_req_t *req, fs_errors_t *e, const char *name, bool require
         return;
     }
     if (strcmp(type, "date_from_datetime_inexact") == 0) {
-        fs_errors_add(e, "query", name, type, "Datetimes provided to dates should have zero time - e.g. be exact dates",
+        fs_errors_add(e, "query", name, type,
+                      "Datetimes provided to dates should have zero time - e.g. be exact dates",
                       json_string(v), NULL);
         return;
     }
@@ -346,7 +353,8 @@ json_t *fs_req_json_or_reply(fs_req_t *req)
     json_t *j = json_loadb(body, len, JSON_DECODE_ANY, &err);
     if (!j) {
         json_t *loc = json_pack("[s,I]", "body", (json_int_t)err.position);
-        errors_append(e, loc, "json_invalid", "JSON decode error", json_object(), json_pack("{s:s}", "error", err.text));
+        errors_append(e, loc, "json_invalid", "JSON decode error", json_object(),
+                      json_pack("{s:s}", "error", err.text));
         fs_errors_reply(req, e);
         return NULL;
     }

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SUB_COUNT (1u << FS_HIST_SUB_BITS) /* 2048: values below are exact */
+#define SUB_COUNT  (1u << FS_HIST_SUB_BITS) /* 2048: values below are exact */
 #define HALF_COUNT (SUB_COUNT / 2)          /* buckets per power of two above */
-#define MAX_SHIFT (FS_HIST_MAX_BITS - FS_HIST_SUB_BITS + 1)
-#define BUCKETS (SUB_COUNT + MAX_SHIFT * HALF_COUNT)
-#define MAX_VALUE ((UINT64_C(1) << FS_HIST_MAX_BITS) - 1)
+#define MAX_SHIFT  (FS_HIST_MAX_BITS - FS_HIST_SUB_BITS + 1)
+#define BUCKETS    (SUB_COUNT + MAX_SHIFT * HALF_COUNT)
+#define MAX_VALUE  ((UINT64_C(1) << FS_HIST_MAX_BITS) - 1)
 
 fs_hist_t *fs_hist_new(void)
 {

@@ -17,7 +17,8 @@
 # master's file is ignored. (callgrind_control cannot zero/dump a forked child: vgdb is only set
 # up in the process valgrind started, so the counts are taken over whole runs.)
 #
-# Environment: INSTR_TARGET=flightshark (default) or nginx (the same measurement of nginx serving a
+# Environment: INSTR_KEEP=DIR keeps run A's worker profile (callgrind_annotate DIR/callgrind.out.*),
+# INSTR_TARGET=flightshark (default) or nginx (the same measurement of nginx serving a
 # small static file, for reference), INSTR_METHOD=perf|callgrind to force one, BENCH_BUILD.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -143,6 +144,7 @@ run_once() { # COUNT IDLE
     for f in "$out"/callgrind.out.*; do
       [[ "$f" == *".$master" ]] && continue
       total=$(( total + $(awk '$1 == "totals:" { print $2 }' "$f") ))
+      [[ -n "${INSTR_KEEP:-}" && "$count" -gt 0 ]] && mkdir -p "$INSTR_KEEP" && cp "$f" "$INSTR_KEEP/"
     done
     echo "$total"
   else

@@ -25,17 +25,17 @@ typedef struct worker worker_t;
 typedef struct conn {
     worker_t *w;
     int fd;
-    int idx;                   /* global connection index: phase and seed */
-    struct event *rd, *wr;     /* wr: connect completion and partial writes */
-    struct event *timer;       /* next scheduled send, or reconnect delay */
-    struct event *tmo;         /* response timeout */
+    int idx;               /* global connection index: phase and seed */
+    struct event *rd, *wr; /* wr: connect completion and partial writes */
+    struct event *timer;   /* next scheduled send, or reconnect delay */
+    struct event *tmo;     /* response timeout */
     bool connecting, inflight;
-    bool send_pending;         /* timer armed for request k-1, not yet sent */
+    bool send_pending; /* timer armed for request k-1, not yet sent */
     void *pstate;
     const fs_bench_buf_t *req;
     size_t woff;
     int64_t intended_us, sent_us;
-    uint64_t k;                /* open loop: index of the next scheduled request */
+    uint64_t k; /* open loop: index of the next scheduled request */
     uint64_t rng;
 } conn_t;
 
@@ -45,9 +45,9 @@ struct worker {
     conn_t *conns;
     int nconns, first_conn;
     fs_hist_t *lat, *svc;
-    fs_bench_result_t res;     /* counters only; histograms above */
+    fs_bench_result_t res; /* counters only; histograms above */
     int64_t t0, mstart, end;
-    double interval_us;        /* open loop, per connection */
+    double interval_us; /* open loop, per connection */
     uint64_t quota, sent, finished;
     uint64_t all_responses;
     int64_t last_done_us;
@@ -57,7 +57,8 @@ struct worker {
     char rbuf[READ_CHUNK];
 };
 
-static const char *const err_names[FS_BENCH_ERR__COUNT] = {"connect", "timeout", "non2xx", "read", "parse", "closed"};
+static const char *const err_names[FS_BENCH_ERR__COUNT] = {"connect", "timeout", "non2xx",
+                                                           "read",    "parse",   "closed"};
 
 const char *fs_bench_err_name(fs_bench_err_t e)
 {
@@ -138,8 +139,14 @@ static void conn_fail(conn_t *c, fs_bench_err_t kind)
     int64_t start = c->inflight ? c->intended_us : now;
     if (counted && in_window(w, start, now))
         w->res.errors[kind]++;
-    if (c->inflight)
+    if (!c->inflight && kind == FS_BENCH_ERR_CONNECT && w->o->requests) {
+        /* --requests: a failed connect uses up the request it was for, so that a dead target
+         * ends the run after N attempts instead of at the time cap */
+        w->sent++;
         finish_one(w, now);
+    } else if (c->inflight) {
+        finish_one(w, now);
+    }
     conn_close(c);
     if (kind == FS_BENCH_ERR_CONNECT) {
         struct timeval tv = tv_us(RECONNECT_DELAY_US);
@@ -477,7 +484,8 @@ static double cpu_seconds(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void merge(worker_t *ws, int n, fs_bench_result_t *out)

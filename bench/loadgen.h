@@ -27,31 +27,31 @@ typedef enum {
 const char *fs_bench_err_name(fs_bench_err_t e);
 
 typedef struct fs_bench_opts {
-    const fs_scenario_t *scn;     /** rendered (fs_scn_render) */
+    const fs_scenario_t *scn; /** rendered (fs_scn_render) */
     const fs_bench_proto_t *proto;
-    const struct sockaddr *addr;  /** target address */
+    const struct sockaddr *addr; /** target address */
     unsigned addrlen;
-    int connections, threads;     /** threads is capped at connections */
-    double duration_s, warmup_s;  /** measured window follows the warm-up */
-    double rate;                  /** total requests/s; 0 = closed loop */
+    int connections, threads;    /** threads is capped at connections */
+    double duration_s, warmup_s; /** measured window follows the warm-up */
+    double rate;                 /** total requests/s; 0 = closed loop */
     double timeout_s;
-    uint64_t requests;            /** > 0: closed loop, stop after this many (no warm-up, no duration) */
-    uint64_t seed;                /** request mix; same seed, same sequence per connection */
+    uint64_t requests; /** > 0: closed loop, stop after this many (no warm-up, no duration) */
+    uint64_t seed;     /** request mix; same seed, same sequence per connection */
 } fs_bench_opts_t;
 
 typedef struct fs_bench_result {
-    fs_hist_t *latency;           /** µs; from the intended send time in open loop */
-    fs_hist_t *service;           /** µs; from the actual send time (equals latency in closed loop) */
-    uint64_t responses;           /** complete responses in the window (any status) */
-    uint64_t ok;                  /** of which successes */
-    uint64_t status_class[6];     /** [1..5]: HTTP 1xx..5xx; [0]: other */
-    uint64_t bytes;               /** body bytes received */
-    uint64_t warmup_responses;    /** discarded */
+    fs_hist_t *latency;        /** µs; from the intended send time in open loop */
+    fs_hist_t *service;        /** µs; from the actual send time (equals latency in closed loop) */
+    uint64_t responses;        /** complete responses in the window (any status) */
+    uint64_t ok;               /** of which successes */
+    uint64_t status_class[6];  /** [1..5]: HTTP 1xx..5xx; [0]: other */
+    uint64_t bytes;            /** body bytes received */
+    uint64_t warmup_responses; /** discarded */
     uint64_t errors[FS_BENCH_ERR__COUNT];
-    uint64_t late;                /** open loop: requests sent after their intended time */
-    double elapsed_s;             /** length of the measured window */
-    double cpu_s;                 /** user + system CPU the generator used (whole run, warm-up included) */
-    uint64_t all_responses;       /** every response, warm-up included (for CPU per request) */
+    uint64_t late;          /** open loop: requests sent after their intended time */
+    double elapsed_s;       /** length of the measured window */
+    double cpu_s;           /** user + system CPU the generator used (whole run, warm-up included) */
+    uint64_t all_responses; /** every response, warm-up included (for CPU per request) */
 } fs_bench_result_t;
 
 /* Runs the load. Blocking: call it from a plain thread, never from an event loop. Returns 0 with

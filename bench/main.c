@@ -69,29 +69,62 @@ static void parse_args(int argc, char **argv, cli_t *c)
 {
     enum { O_TIMEOUT = 256, O_SEED, O_LABEL, O_JSON, O_TSV, O_DESCRIBE };
     static const struct option opts[] = {
-        {"scenario", 1, NULL, 's'}, {"connections", 1, NULL, 'c'}, {"threads", 1, NULL, 't'},
-        {"duration", 1, NULL, 'd'}, {"warmup", 1, NULL, 'w'},     {"rate", 1, NULL, 'R'},
-        {"requests", 1, NULL, 'n'}, {"timeout", 1, NULL, O_TIMEOUT}, {"seed", 1, NULL, O_SEED},
-        {"label", 1, NULL, O_LABEL}, {"json", 0, NULL, O_JSON},    {"tsv", 0, NULL, O_TSV},
-        {"describe", 0, NULL, O_DESCRIBE}, {"help", 0, NULL, 'h'}, {0}};
+        {"scenario", 1, NULL, 's'},        {"connections", 1, NULL, 'c'},   {"threads", 1, NULL, 't'},
+        {"duration", 1, NULL, 'd'},        {"warmup", 1, NULL, 'w'},        {"rate", 1, NULL, 'R'},
+        {"requests", 1, NULL, 'n'},        {"timeout", 1, NULL, O_TIMEOUT}, {"seed", 1, NULL, O_SEED},
+        {"label", 1, NULL, O_LABEL},       {"json", 0, NULL, O_JSON},       {"tsv", 0, NULL, O_TSV},
+        {"describe", 0, NULL, O_DESCRIBE}, {"help", 0, NULL, 'h'},          {0}};
     int o;
     while ((o = getopt_long(argc, argv, "s:c:t:d:w:R:n:h", opts, NULL)) != -1) {
         switch (o) {
-        case 's': c->scenario = optarg; break;
-        case 'c': c->connections = (int)number_arg(optarg, "connections"); break;
-        case 't': c->threads = (int)number_arg(optarg, "threads"); break;
-        case 'd': c->duration_s = duration_arg(optarg, "duration"); c->has_duration = true; break;
-        case 'w': c->warmup_s = duration_arg(optarg, "warm-up"); c->has_warmup = true; break;
-        case 'R': c->rate = (double)number_arg(optarg, "rate"); c->has_rate = true; break;
-        case 'n': c->requests = number_arg(optarg, "requests"); break;
-        case O_TIMEOUT: c->timeout_s = duration_arg(optarg, "timeout"); break;
-        case O_SEED: c->seed = (unsigned long long)number_arg(optarg, "seed"); break;
-        case O_LABEL: c->label = optarg; break;
-        case O_JSON: c->json = true; break;
-        case O_TSV: c->tsv = true; break;
-        case O_DESCRIBE: c->describe = true; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
+        case 's':
+            c->scenario = optarg;
+            break;
+        case 'c':
+            c->connections = (int)number_arg(optarg, "connections");
+            break;
+        case 't':
+            c->threads = (int)number_arg(optarg, "threads");
+            break;
+        case 'd':
+            c->duration_s = duration_arg(optarg, "duration");
+            c->has_duration = true;
+            break;
+        case 'w':
+            c->warmup_s = duration_arg(optarg, "warm-up");
+            c->has_warmup = true;
+            break;
+        case 'R':
+            c->rate = (double)number_arg(optarg, "rate");
+            c->has_rate = true;
+            break;
+        case 'n':
+            c->requests = number_arg(optarg, "requests");
+            break;
+        case O_TIMEOUT:
+            c->timeout_s = duration_arg(optarg, "timeout");
+            break;
+        case O_SEED:
+            c->seed = (unsigned long long)number_arg(optarg, "seed");
+            break;
+        case O_LABEL:
+            c->label = optarg;
+            break;
+        case O_JSON:
+            c->json = true;
+            break;
+        case O_TSV:
+            c->tsv = true;
+            break;
+        case O_DESCRIBE:
+            c->describe = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            exit(2);
         }
     }
     if (optind < argc)
@@ -136,8 +169,8 @@ static int describe(const fs_scenario_t *s)
     }
     shell_var("NAME", s->name);
     shell_var("DESCRIPTION", s->description);
-    printf("CONNECTIONS=%d\nTHREADS=%d\nDURATION=%g\nWARMUP=%g\nRATE=%g\nREFERENCE_SIZE=%zu\n", s->connections,
-           s->threads, s->duration_s, s->warmup_s, s->rate, s->reference_size);
+    printf("CONNECTIONS=%d\nTHREADS=%d\nDURATION=%g\nWARMUP=%g\nRATE=%g\nREFERENCE_SIZE=%zu\n",
+           s->connections, s->threads, s->duration_s, s->warmup_s, s->rate, s->reference_size);
     shell_var("FIRST_PATH", first);
     free(first);
     return 0;
@@ -204,8 +237,8 @@ static int run(const cli_t *c, fs_scenario_t *s, const char *host, const char *p
     if (rc == 0)
         rc = fs_bench_run(&o, &r, &err);
     if (rc == 0) {
-        fs_bench_run_info_t info = {.scenario = s->name, .target = c->url, .label = c->label,
-                                    .protocol = s->protocol, .opts = &o};
+        fs_bench_run_info_t info = {
+            .scenario = s->name, .target = c->url, .label = c->label, .protocol = s->protocol, .opts = &o};
         print_result(c, &info, &r);
         fs_bench_result_free(&r);
     } else {

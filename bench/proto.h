@@ -21,26 +21,26 @@ typedef struct fs_bench_buf {
 
 /* What the protocol learned from one complete response. */
 typedef struct fs_proto_resp {
-    int status;        /** protocol status (the HTTP status code) */
-    bool ok;           /** success by the protocol's rules (HTTP: 2xx) */
-    bool keep_alive;   /** false: the connection must be reopened for the next request */
-    size_t body_len;   /** payload bytes */
+    int status;      /** protocol status (the HTTP status code) */
+    bool ok;         /** success by the protocol's rules (HTTP: 2xx) */
+    bool keep_alive; /** false: the connection must be reopened for the next request */
+    size_t body_len; /** payload bytes */
 } fs_proto_resp_t;
 
 typedef enum {
-    FS_PROTO_MORE = 0, /* response incomplete: feed more bytes */
-    FS_PROTO_DONE = 1, /* response complete: see fs_proto_resp_t */
+    FS_PROTO_MORE = 0,  /* response incomplete: feed more bytes */
+    FS_PROTO_DONE = 1,  /* response complete: see fs_proto_resp_t */
     FS_PROTO_ERROR = -1 /* malformed: close the connection */
 } fs_proto_rc_t;
 
 /* One request template as a protocol sees it; `q` substitution is already done. */
 typedef struct fs_proto_req {
     const char *method;
-    const char *target;        /* path and query string (HTTP) or method name (RPC) */
-    const char *body;          /* may be NULL */
+    const char *target;         /* path and query string (HTTP) or method name (RPC) */
+    const char *body;           /* may be NULL */
     const char *const *headers; /* "Name: value", `nheaders` of them */
     int nheaders;
-    const char *authority;     /* host:port of the target */
+    const char *authority; /* host:port of the target */
 } fs_proto_req_t;
 
 typedef struct fs_bench_proto {

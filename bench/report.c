@@ -14,7 +14,8 @@ static json_t *hist_json(const fs_hist_t *h)
 {
     json_t *o = json_object();
     for (int i = 0; i < 4; i++)
-        json_object_set_new(o, percentile_keys[i], json_integer((json_int_t)fs_hist_percentile(h, percentiles[i])));
+        json_object_set_new(o, percentile_keys[i],
+                            json_integer((json_int_t)fs_hist_percentile(h, percentiles[i])));
     json_object_set_new(o, "min", json_integer(h->count ? (json_int_t)h->min : 0));
     json_object_set_new(o, "max", json_integer((json_int_t)h->max));
     json_object_set_new(o, "mean", json_real(fs_hist_mean(h)));
@@ -89,15 +90,16 @@ static void text_latency(FILE *out, const char *title, const fs_hist_t *h)
 void fs_bench_report_text(FILE *out, const fs_bench_run_info_t *in, const fs_bench_result_t *r)
 {
     const fs_bench_opts_t *o = in->opts;
-    fprintf(out, "%s -> %s%s%s\n", in->scenario, in->target, in->label ? "  " : "", in->label ? in->label : "");
+    fprintf(out, "%s -> %s%s%s\n", in->scenario, in->target, in->label ? "  " : "",
+            in->label ? in->label : "");
     if (o->rate > 0)
         fprintf(out, "  open loop at %.0f req/s", o->rate);
     else
         fprintf(out, "  closed loop");
-    fprintf(out, ", %d thread(s), %d connection(s), %.1f s measured (+%.1f s warm-up)\n", o->threads, o->connections,
-            r->elapsed_s, o->requests ? 0 : o->warmup_s);
-    fprintf(out, "requests     %" PRIu64 " (%" PRIu64 " ok)  %.1f req/s  %.2f MB/s body\n", r->responses, r->ok,
-            fs_bench_throughput(r), r->elapsed_s > 0 ? (double)r->bytes / r->elapsed_s / 1e6 : 0);
+    fprintf(out, ", %d thread(s), %d connection(s), %.1f s measured (+%.1f s warm-up)\n", o->threads,
+            o->connections, r->elapsed_s, o->requests ? 0 : o->warmup_s);
+    fprintf(out, "requests     %" PRIu64 " (%" PRIu64 " ok)  %.1f req/s  %.2f MB/s body\n", r->responses,
+            r->ok, fs_bench_throughput(r), r->elapsed_s > 0 ? (double)r->bytes / r->elapsed_s / 1e6 : 0);
     text_latency(out, "latency", r->latency);
     if (o->rate > 0)
         text_latency(out, "service time", r->service);
@@ -115,7 +117,10 @@ void fs_bench_report_text(FILE *out, const fs_bench_run_info_t *in, const fs_ben
 void fs_bench_report_tsv(FILE *out, const fs_bench_result_t *r)
 {
     const fs_hist_t *h = r->latency;
-    fprintf(out, "%.1f\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n",
-            fs_bench_throughput(r), fs_hist_percentile(h, 50), fs_hist_percentile(h, 90), fs_hist_percentile(h, 99),
-            fs_hist_percentile(h, 99.9), h->max, fs_bench_error_total(r), r->responses);
+    fprintf(out,
+            "%.1f\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
+            "\n",
+            fs_bench_throughput(r), fs_hist_percentile(h, 50), fs_hist_percentile(h, 90),
+            fs_hist_percentile(h, 99), fs_hist_percentile(h, 99.9), h->max, fs_bench_error_total(r),
+            r->responses);
 }

@@ -219,10 +219,17 @@ for scn in "${scenarios[@]}"; do
     wrk_json="{\"throughput_rps\": ${wrk_rps:-0}, \"p50_ms\": $wrk_p50, \"p99_ms\": $wrk_p99, \"errors\": $wrk_errs, \"cpu_us_per_request\": $wrk_cpu_req}"
   fi
 
-  row() { # LABEL FILE
+  errors_cell() { # FILE: "0" or "N (kind n, ...)"
+    local f=$1 k v kinds=""
+    for k in connect timeout non2xx read parse closed; do
+      v=$(jget "$f" "$k"); [[ "${v:-0}" == 0 ]] || kinds+="${kinds:+, }$k $v"
+    done
+    printf '%s%s' "$(jget "$f" total)" "${kinds:+ ($kinds)}"
+  }
+  row() { # FILE LABEL
     local f=$1 label=$2
     printf '| %s | %s | %.0f | %s | %s | %s | %s |\n' "$NAME" "$label" "$(jget "$f" throughput_rps)" \
-      "$(ms "$(jget "$f" p50)")" "$(ms "$(jget "$f" p99)")" "$(ms "$(jget "$f" p99_9)")" "$(jget "$f" total)"
+      "$(ms "$(jget "$f" p50)")" "$(ms "$(jget "$f" p99)")" "$(ms "$(jget "$f" p99_9)")" "$(errors_cell "$f")"
   }
   n=$tmp/r/$NAME.nginx.json
   if [[ $server_up -eq 1 ]]; then

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_LINE 8192
+#define MAX_LINE    8192
 #define MAX_QUERIES 1000000
 
 /* Parse context: the scenario under construction and where we are in the text. */
@@ -404,8 +404,11 @@ static int render_one(fs_scn_req_t *r, const fs_bench_proto_t *proto, const char
     char *enc = q ? fs_scn_urlencode(q) : NULL;
     char *target = q ? substitute(r->path, enc) : fs_strdup(r->path);
     char *body = q && r->body ? substitute(r->body, q) : (r->body ? fs_strdup(r->body) : NULL);
-    fs_proto_req_t pr = {.method = r->method, .target = target, .body = body,
-                         .headers = (const char *const *)r->headers, .nheaders = r->nheaders,
+    fs_proto_req_t pr = {.method = r->method,
+                         .target = target,
+                         .body = body,
+                         .headers = (const char *const *)r->headers,
+                         .nheaders = r->nheaders,
                          .authority = authority};
     int rc = proto->render(&pr, out, err);
     free(enc);

@@ -39,15 +39,15 @@ typedef struct fs_scn_req {
     char *method, *path, *body; /** body may be NULL */
     char **headers;
     int nheaders;
-    char *queries_file;         /** resolved path, NULL: the scenario's default list */
-    int line;                   /** where the [request] section starts, for messages */
-    fs_bench_buf_t *rendered;   /** one per query (one if the template has no {q}) */
+    char *queries_file;       /** resolved path, NULL: the scenario's default list */
+    int line;                 /** where the [request] section starts, for messages */
+    fs_bench_buf_t *rendered; /** one per query (one if the template has no {q}) */
     size_t nrendered;
 } fs_scn_req_t;
 
 typedef struct fs_scenario {
     char *name, *description, *protocol;
-    char *file;                 /** where it was read from ("<inline>" otherwise) */
+    char *file; /** where it was read from ("<inline>" otherwise) */
     int connections, threads;
     double duration_s, warmup_s, rate, timeout_s;
     size_t reference_size;

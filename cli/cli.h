@@ -10,7 +10,7 @@ typedef struct fs_command {
     int (*run)(int argc, char **argv); /* argv[0] is the command name; returns the exit code */
 } fs_command_t;
 
-extern const fs_command_t fs_cmd_serve, fs_cmd_migrate, fs_cmd_version, fs_cmd_import, fs_cmd_seed;
+extern const fs_command_t fs_cmd_serve, fs_cmd_migrate, fs_cmd_version, fs_cmd_import, fs_cmd_seed, fs_cmd_user;
 
 /* Loads config/flightshark.conf (or $FLIGHTSHARK_CONFIG), .env and the environment into a new
  * fs_cfg, applies `overrides` (NAME=value strings), validates unless `validate` is false.

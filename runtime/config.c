@@ -2,6 +2,7 @@
 
 #include "runtime/alloc.h"
 #include "runtime/log.h"
+#include "security/password.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -40,6 +41,15 @@ static const setting_t settings[] = {
     SECRET("SECRET_KEY", secret_key, FS_DEFAULT_SECRET_KEY),
     STR("ALLOWED_ORIGINS", allowed_origins, "http://localhost:3000,http://localhost:8000,http://localhost:3001"),
     BOOL("DEBUG", debug, "false"),
+    STR("JWT_ALGORITHM", jwt_algorithm, "HS256"),
+    INT("ACCESS_TOKEN_EXPIRE_MINUTES", access_token_expire_minutes, "1440", 1, 525600),
+    INT("REFRESH_TOKEN_EXPIRE_DAYS", refresh_token_expire_days, "7", 1, 365),
+    INT("LOGIN_MAX_FAILURES_PER_ACCOUNT", login_max_failures_per_account, "10", 1, 1000000),
+    INT("LOGIN_MAX_FAILURES_PER_IP", login_max_failures_per_ip, "100", 1, 1000000),
+    INT("LOGIN_FAILURE_WINDOW_S", login_failure_window_s, "900", 1, 86400),
+    INT("ARGON2_TIME_COST", argon2_time_cost, "3", 1, 64),
+    INT("ARGON2_MEMORY_KIB", argon2_memory_kib, "65536", 7168, 1048576),
+    INT("ARGON2_PARALLELISM", argon2_parallelism, "1", 1, 16),
     STR("BIND_ADDRESS", bind_address, "0.0.0.0"),
     INT("PORT", port, "8000", 1, 65535),
     STR("RPC_BIND_ADDRESS", rpc_bind_address, "127.0.0.1"),
@@ -216,6 +226,17 @@ int fs_config_validate(const fs_config_t *cfg, char **err)
     }
     if (strlen(cfg->secret_key) < 16 && !cfg->debug) {
         *err = fs_sprintf("SECRET_KEY: too short (%zu characters); use at least 16", strlen(cfg->secret_key));
+        return -1;
+    }
+    if (strcmp(cfg->jwt_algorithm, "HS256") != 0) {
+        *err = fs_sprintf("JWT_ALGORITHM: only HS256 is supported, got '%.40s'", cfg->jwt_algorithm);
+        return -1;
+    }
+    fs_password_params_t argon2 = {(uint32_t)cfg->argon2_time_cost, (uint32_t)cfg->argon2_memory_kib,
+                                   (uint32_t)cfg->argon2_parallelism};
+    const char *weak = fs_password_params_check(&argon2);
+    if (weak) {
+        *err = fs_strdup(weak);
         return -1;
     }
     if (cfg->port == cfg->rpc_port) {

@@ -25,6 +25,16 @@ typedef struct fs_config {
     char *secret_key;
     char *allowed_origins; /* comma-separated */
     bool debug;
+    /* accounts (docs/ACCOUNTS.md) */
+    char *jwt_algorithm; /* only "HS256" is accepted */
+    int access_token_expire_minutes;
+    int refresh_token_expire_days;
+    int login_max_failures_per_account;
+    int login_max_failures_per_ip;
+    int login_failure_window_s;
+    int argon2_time_cost;
+    int argon2_memory_kib;
+    int argon2_parallelism;
     /* process model */
     char *bind_address;
     int port;

@@ -5,7 +5,7 @@
 #include <string.h>
 
 static const fs_command_t *const commands[] = {
-    &fs_cmd_serve, &fs_cmd_migrate, &fs_cmd_import, &fs_cmd_seed, &fs_cmd_version, NULL,
+    &fs_cmd_serve, &fs_cmd_migrate, &fs_cmd_import, &fs_cmd_seed, &fs_cmd_user, &fs_cmd_version, NULL,
 };
 
 static void usage(FILE *out)

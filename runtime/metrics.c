@@ -16,16 +16,17 @@
 #include <string.h>
 
 /* Prometheus Python client defaults (prometheus_client.metrics.Histogram.DEFAULT_BUCKETS). */
-static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0};
+static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25,
+                                         0.5,   0.75, 1.0,   2.5,  5.0,   7.5, 10.0};
 #define N_DEFAULT_BUCKETS (sizeof default_buckets / sizeof default_buckets[0])
 
 #define INITIAL_SLOTS 16
 
 struct fs_metric_series {
     fs_metric_family_t *fam;
-    char **values;          /* one per label name */
+    char **values; /* one per label name */
     uint64_t hash;
-    double value;           /* counter, gauge */
+    double value;            /* counter, gauge */
     uint64_t *bucket_counts; /* histogram: n_buckets + 1 (the last is +Inf), not cumulative */
     double sum;
     uint64_t count;
@@ -161,8 +162,9 @@ static void family_set_buckets(fs_metric_family_t *f, const double *buckets, siz
 
 /* Invalid names are programming errors: they would make the whole exposition unparseable,
  * so they abort at start-up rather than at the first scrape. */
-fs_metric_family_t *fs_metrics_family(fs_metrics_t *m, fs_metric_kind_t kind, const char *name, const char *help,
-                                      const char *const *label_names, const double *buckets, size_t n_buckets)
+fs_metric_family_t *fs_metrics_family(fs_metrics_t *m, fs_metric_kind_t kind, const char *name,
+                                      const char *help, const char *const *label_names, const double *buckets,
+                                      size_t n_buckets)
 {
     fs_metric_family_t *f = family_find(m, name);
     if (f)
@@ -258,7 +260,8 @@ fs_metric_series_t *fs_metrics_series(fs_metric_family_t *f, const char *const *
     return series_new(f, label_values, h);
 }
 
-fs_metric_series_t *fs_metrics_simple(fs_metrics_t *m, fs_metric_kind_t kind, const char *name, const char *help)
+fs_metric_series_t *fs_metrics_simple(fs_metrics_t *m, fs_metric_kind_t kind, const char *name,
+                                      const char *help)
 {
     return fs_metrics_series(fs_metrics_family(m, kind, name, help, NULL, NULL, 0), NULL);
 }

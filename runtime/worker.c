@@ -10,11 +10,13 @@
 #include "runtime/threadpool.h"
 #include "storage/pg.h"
 #include "storage/redis.h"
+#include "storage/refdata_live.h"
 
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -120,6 +122,18 @@ static void start_storage(fs_worker_t *wk)
     wk->redis = fs_redis_new(wk->base, &redis);
 }
 
+/* libevent's own messages go through our logger, so every line on stderr is JSON. One is
+ * expected and harmless: the master's event_base, inherited across fork and deliberately left
+ * alone (its epoll instance is shared with the master), still owns the signal slot when the
+ * worker's base claims it. */
+static void on_libevent_log(int severity, const char *msg)
+{
+    if (strstr(msg, "Added a signal to event base"))
+        return;
+    fs_log(severity >= EVENT_LOG_ERR ? FS_LOG_ERROR : severity == EVENT_LOG_WARN ? FS_LOG_WARN : FS_LOG_DEBUG,
+           "libevent: %s", msg);
+}
+
 int fs_worker_run(const fs_worker_spec_t *spec)
 {
     /* A worker never outlives its master: a lone worker would hold the port forever. */
@@ -131,6 +145,7 @@ int fs_worker_run(const fs_worker_spec_t *spec)
     fs_log_set_role(role);
     signal(SIGPIPE, SIG_IGN);
 
+    event_set_log_callback(on_libevent_log);
     fs_worker_t *wk = FS_NEW(fs_worker_t);
     fs_worker = wk;
     wk->index = spec->index;
@@ -140,6 +155,7 @@ int fs_worker_run(const fs_worker_spec_t *spec)
     fs_api_metrics_install(wk->metrics);
     wk->pool = fs_threadpool_new(wk->base, fs_cfg->thread_pool_size);
     start_storage(wk);
+    fs_refdata_live_start(wk);
     int rc = 0;
     fs_actor_system_opts_t actor_opts = {.worker = wk->index, .on_escalate = on_escalate, .escalate_arg = &rc};
     wk->actors = fs_actor_system_new(wk->base, &actor_opts);
@@ -166,11 +182,16 @@ int fs_worker_run(const fs_worker_spec_t *spec)
     event_free(w.drain_timer);
     event_free(w.sigint);
     event_free(w.sigterm);
+    /* Freeing the events restored the default dispositions; the master's own SIGTERM (or the
+     * terminal's SIGINT) may still arrive while we clean up, and must not cut that short. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     fs_http_server_free(wk->http);
 failed_http:
     fs_router_free(wk->router);
     fs_peer_free(wk->peer);
     fs_actor_system_free(wk->actors);
+    fs_refdata_live_stop();
     fs_redis_free(wk->redis);
     fs_pg_pool_free(wk->pg);
     fs_threadpool_free(wk->pool);

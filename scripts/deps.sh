@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config
   libevent-dev libevhtp-dev libprotobuf-c-dev protobuf-c-compiler
   libpq-dev libhiredis-dev libzstd-dev libjemalloc-dev libcriterion-dev
-  libjansson-dev libargon2-dev libssl-dev libcurl4-openssl-dev libxml2-dev
+  libjansson-dev libargon2-dev libssl-dev libcurl4-openssl-dev libxml2-dev libhttp-parser-dev
   postgresql-15 postgresql-client-15 redis-server redis-tools
   curl procps
 )

@@ -12,7 +12,7 @@ bin="$root/build/flightshark"
 
 scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$(nproc)" >/dev/null
+cmake --build build -j "$(nproc)" --target flightshark >/dev/null
 
 started_services=0
 if [[ -z "${DATABASE_URL:-}" || -z "${REDIS_URL:-}" ]]; then

@@ -192,7 +192,8 @@ static void build_grams(fs_airport_index_t *idx, grams_t *g, size_t n)
                 pairs[len++] = (uint64_t)gram_key(texts[t] + i, n) << 32 | idx->rank[id];
             }
     }
-    qsort(pairs, len, sizeof *pairs, cmp_u64);
+    if (len)
+        qsort(pairs, len, sizeof *pairs, cmp_u64);
     g->postings = fs_malloc((len ? len : 1) * sizeof *g->postings);
     g->grams = fs_malloc((len ? len : 1) * sizeof *g->grams);
     size_t np = 0;
@@ -272,7 +273,8 @@ fs_airport_index_t *fs_airport_index_build(const fs_airport_t *rows, size_t n)
         add_words(idx, idx->fcity[i], i, &cap);
         add_words(idx, idx->fname[i], i, &cap);
     }
-    qsort(idx->words, idx->nwords, sizeof *idx->words, cmp_word);
+    if (idx->nwords) /* qsort must not see a NULL base, even for 0 items */
+        qsort(idx->words, idx->nwords, sizeof *idx->words, cmp_word);
     idx->by_icao = fs_malloc(m * sizeof(uint32_t));
     for (uint32_t i = 0; i < idx->n; i++)
         if (idx->ap[i].icao[0])
@@ -545,7 +547,8 @@ static void sort_cand(query_t *qs)
     uint64_t *keys = fs_malloc((qs->ncand ? qs->ncand : 1) * sizeof *keys);
     for (size_t i = 0; i < qs->ncand; i++)
         keys[i] = (uint64_t)qs->tier[qs->cand[i]] << 32 | qs->idx->rank[qs->cand[i]];
-    qsort(keys, qs->ncand, sizeof *keys, cmp_u64);
+    if (qs->ncand) /* qsort must not see a NULL base, even for 0 items */
+        qsort(keys, qs->ncand, sizeof *keys, cmp_u64);
     for (size_t i = 0; i < qs->ncand; i++)
         qs->cand[i] = qs->idx->by_rank[(uint32_t)keys[i]];
     free(keys);

@@ -7,7 +7,8 @@
  * (bad code, missing name, coordinates out of range, unknown airport) is rejected and reported as
  * "FILE:LINE: reason" on the report stream; the other rows are imported. A file that is
  * malformed as a whole (unreadable, not UTF-8, a quote never closed, required header columns
- * missing, more than 10 % of its rows structurally broken, or every row rejected) rolls back
+ * missing, more than 10 % (and at least 3) of its rows structurally broken, or every row
+ * rejected) rolls back
  * entirely and the function returns -1. These calls block: run them from the command line or a
  * thread-pool job, never on an event loop.
  */

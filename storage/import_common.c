@@ -15,6 +15,9 @@
 
 #define DEFAULT_MAX_REPORTED 20
 #define PROGRESS_INTERVAL_MS 100.0
+/* A file is malformed as a whole when more than 10 % of its rows, and at least this many, have
+ * the wrong shape (a short file with every row broken is caught by the all-rejected rule). */
+#define MALFORMED_MIN_ROWS 3
 
 static const char *base_name(const char *path)
 {
@@ -296,7 +299,7 @@ int fsi_finish(fsi_job_t *j)
     long data = r->rows - r->skipped;
     if (j->failed)
         return fsi_abort(j, "a database statement failed");
-    if (j->structural > 0 && j->structural * 10 > r->rows)
+    if (j->structural >= MALFORMED_MIN_ROWS && j->structural * 10 > r->rows)
         return fsi_abort(j, "%ld of %ld rows have the wrong shape (limit 10%%): is this the right file?",
                          j->structural, r->rows);
     if (data > 0 && r->rejected >= data)

@@ -67,7 +67,8 @@ static int list_files(const char *dir, mig_list_t *out, char **err)
         out->v[out->n++] = (mig_file_t){version, fs_strdup(e->d_name), fs_sprintf("%s/%s", dir, e->d_name)};
     }
     closedir(d);
-    qsort(out->v, out->n, sizeof *out->v, cmp_version);
+    if (out->n) /* qsort must not see a NULL base, even for 0 items */
+        qsort(out->v, out->n, sizeof *out->v, cmp_version);
     for (size_t i = 1; i < out->n; i++) {
         if (out->v[i].version == out->v[i - 1].version) {
             *err = fs_sprintf("two migrations share version %d: %s and %s", out->v[i].version, out->v[i - 1].file,

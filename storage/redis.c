@@ -84,6 +84,9 @@ struct fs_redis {
     bool closing;
     char last_error[128];
     char bad_url[192]; /* set when REDIS_URL is unusable: every command fails with it */
+    char *sub_channel; /* subscriber clients only */
+    fs_redis_message_cb sub_cb;
+    void *sub_arg;
     unsigned long long commands, errors, timeouts, reconnects;
     size_t pending;
 };
@@ -92,6 +95,7 @@ static const char rd_err_down[] = "redis unavailable";
 static const char rd_err_timeout[] = "redis command timed out";
 static const char rd_err_closed[] = "redis client closed";
 static const char rd_err_rejected[] = "redis command rejected (bad format or connection closing)";
+static const char rd_err_subscriber[] = "redis subscriber clients take no commands";
 
 static void ctx_open(fs_redis_t *r);
 
@@ -236,6 +240,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     schedule_retry(r);
 }
 
+static void subscribe(fs_redis_t *r);
+
 static void handshake_done(fs_redis_t *r)
 {
     evtimer_del(r->connect_ev);
@@ -249,6 +255,8 @@ static void handshake_done(fs_redis_t *r)
         fs_info("redis: connected to %s", r->path);
     else
         fs_info("redis: connected to %s port %d", r->ip, r->port);
+    if (r->sub_channel)
+        subscribe(r);
 }
 
 /* The reply (or NULL on failure) of one command issued to hiredis. */
@@ -286,6 +294,32 @@ static void on_reply(redisAsyncContext *ac, void *reply_ptr, void *priv)
         break;
     }
     cmd_free(c);
+}
+
+/* Every reply on the subscribed channel: hiredis 0.14 keeps this callback in its channel
+ * table and calls it for the SUBSCRIBE confirmation, for each message, and once with NULL
+ * when the context goes away (then there is nothing to do: the reconnect subscribes again). */
+static void on_sub_reply(redisAsyncContext *ac, void *reply_ptr, void *priv)
+{
+    fs_redis_t *r = priv;
+    redisReply *reply = reply_ptr;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || r->ac != ac)
+        return;
+    redisReply *kind = reply->element[0], *chan = reply->element[1], *payload = reply->element[2];
+    if (kind->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING)
+        return;
+    r->in_cb++;
+    if (strcmp(kind->str, "message") == 0 && payload->type == REDIS_REPLY_STRING)
+        r->sub_cb(chan->str, payload->str, payload->len, r->sub_arg);
+    else if (strcmp(kind->str, "subscribe") == 0)
+        r->sub_cb(chan->str, NULL, 0, r->sub_arg);
+    r->in_cb--;
+}
+
+static void subscribe(fs_redis_t *r)
+{
+    if (redisAsyncCommand(r->ac, on_sub_reply, r, "SUBSCRIBE %s", r->sub_channel) != REDIS_OK)
+        fs_warn("redis: cannot subscribe to %s", r->sub_channel);
 }
 
 static void cmd_on_timeout(evutil_socket_t fd, short what, void *arg)
@@ -356,6 +390,8 @@ static void ctx_open(fs_redis_t *r)
         return;
     }
     ac->data = r;
+    if (r->sub_channel && !r->path)
+        redisEnableKeepAlive(&ac->c); /* 15 s probes (REDIS_KEEPALIVE_INTERVAL) */
     redisLibeventAttach(ac, r->base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -485,13 +521,17 @@ static void on_free(evutil_socket_t fd, short what, void *arg)
 
 /* Never returns NULL. With an invalid URL or an unresolvable host the client never connects
  * and every command fails with that reason (logged once here). */
-fs_redis_t *fs_redis_new(struct event_base *base, const fs_redis_opts_t *opts)
+static fs_redis_t *client_new(struct event_base *base, const fs_redis_opts_t *opts, const char *channel,
+                              fs_redis_message_cb cb, void *arg)
 {
     fs_redis_t *r = FS_NEW(fs_redis_t);
     char *err = NULL;
     r->base = base;
     r->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : RD_DEFAULT_TIMEOUT_MS;
-    r->heartbeat_ms = opts->heartbeat_ms;
+    r->heartbeat_ms = channel ? 0 : opts->heartbeat_ms;
+    r->sub_channel = channel ? fs_strdup(channel) : NULL;
+    r->sub_cb = cb;
+    r->sub_arg = arg;
     r->backoff_ms = RD_BACKOFF_MIN_MS;
     r->retry_ev = evtimer_new(base, on_retry, r);
     r->connect_ev = evtimer_new(base, on_connect_timeout, r);
@@ -512,6 +552,17 @@ fs_redis_t *fs_redis_new(struct event_base *base, const fs_redis_opts_t *opts)
     }
     ctx_open(r);
     return r;
+}
+
+fs_redis_t *fs_redis_new(struct event_base *base, const fs_redis_opts_t *opts)
+{
+    return client_new(base, opts, NULL, NULL, NULL);
+}
+
+fs_redis_t *fs_redis_subscriber_new(struct event_base *base, const fs_redis_opts_t *opts, const char *channel,
+                                    fs_redis_message_cb cb, void *arg)
+{
+    return client_new(base, opts, channel, cb, arg);
 }
 
 static void redis_destroy(fs_redis_t *r)
@@ -535,6 +586,7 @@ static void redis_destroy(fs_redis_t *r)
     free(r->path);
     free(r->user);
     free(r->password);
+    free(r->sub_channel);
     free(r);
 }
 
@@ -559,6 +611,8 @@ static rd_cmd_t *cmd_admit(fs_redis_t *r, fs_redis_cb cb, void *arg)
     r->commands++;
     if (r->closing)
         cmd_fail_later(r, c, rd_err_closed);
+    else if (r->sub_channel)
+        cmd_fail_later(r, c, rd_err_subscriber);
     else if (r->bad_url[0])
         cmd_fail_later(r, c, r->bad_url);
     else if (!r->ac || (r->state == RD_CONNECTING && r->tried))

@@ -42,6 +42,23 @@ void fs_redis_commandargv(fs_redis_t *r, fs_redis_cb cb, void *arg, int argc, co
 
 bool fs_redis_connected(const fs_redis_t *r);
 
+/* ---- subscriber clients ----------------------------------------------------------------- */
+
+/* Runs on the client's loop for every message on the channel (`payload`, `len`), and with
+ * `payload` NULL each time the subscription is established: at start and again after every
+ * reconnect. Messages published while the connection was down are lost (Redis pub/sub keeps
+ * nothing), so an owner that must not miss one resynchronises on the NULL call. */
+typedef void (*fs_redis_message_cb)(const char *channel, const char *payload, size_t len, void *arg);
+
+/* A client of its own in pub/sub mode (hiredis 0.14 misroutes replies on a subscribed context,
+ * LIBRARY-NOTES hiredis 4): same URL handling, handshake, timeouts and reconnect backoff as
+ * fs_redis_new, then SUBSCRIBE `channel` after every (re)connect. It takes no commands
+ * (fs_redis_command fails at once) and sends no heartbeat PING (a PING on a subscribed 0.14
+ * context is misrouted, hiredis #351): TCP keepalive notices a dead peer instead. Never
+ * returns NULL; free with fs_redis_free. */
+fs_redis_t *fs_redis_subscriber_new(struct event_base *base, const fs_redis_opts_t *opts, const char *channel,
+                                    fs_redis_message_cb cb, void *arg);
+
 typedef struct fs_redis_stats {
     bool connected;
     unsigned long long commands, errors, timeouts, reconnects;

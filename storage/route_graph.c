@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* An edge and its input position (so that "the first row wins" holds after sorting). */
 typedef struct {
@@ -39,7 +40,7 @@ double fs_geo_distance_km(double lat1, double lon1, double lat2, double lon2)
 static const char *intern(fs_route_graph_t *g, const char *s, size_t len)
 {
     for (size_t i = 0; i < g->nstrings; i++)
-        if (strlen(g->strings[i]) == len && memcmp(g->strings[i], s, len) == 0)
+        if (strlen(g->strings[i]) == len && strncasecmp(g->strings[i], s, len) == 0)
             return g->strings[i];
     if (g->nstrings == g->capstrings) {
         g->capstrings = g->capstrings ? g->capstrings * 2 : 256;
@@ -127,7 +128,8 @@ fs_route_graph_t *fs_route_graph_build(const fs_airport_index_t *airports, const
             e->r.distance_km = fs_geo_distance_km(o->latitude, o->longitude, d->latitude, d->longitude);
         set_equipment(g, &e->r, rows[i].equipment);
     }
-    qsort(g->edges, g->n, sizeof *g->edges, cmp_origin_seq);
+    if (g->n) /* qsort must not see a NULL base, even for 0 items */
+        qsort(g->edges, g->n, sizeof *g->edges, cmp_origin_seq);
     size_t w = 0; /* repeats of (origin, destination, airline): the first row wins */
     for (size_t r = 0; r < g->n; r++) {
         if (w > 0 && cmp_edge(&g->edges[w - 1].r, &g->edges[r].r, 0) == 0) {
@@ -142,8 +144,10 @@ fs_route_graph_t *fs_route_graph_build(const fs_airport_index_t *airports, const
     g->by_airline = fs_malloc((g->n ? g->n : 1) * sizeof *g->by_airline);
     for (size_t i = 0; i < g->n; i++)
         g->by_origin[i] = g->by_dest[i] = g->by_airline[i] = &g->edges[i].r;
-    qsort(g->by_dest, g->n, sizeof *g->by_dest, cmp_ptr_dest);
-    qsort(g->by_airline, g->n, sizeof *g->by_airline, cmp_ptr_airline);
+    if (g->n) /* qsort must not see a NULL base, even for 0 items */
+        qsort(g->by_dest, g->n, sizeof *g->by_dest, cmp_ptr_dest);
+    if (g->n) /* qsort must not see a NULL base, even for 0 items */
+        qsort(g->by_airline, g->n, sizeof *g->by_airline, cmp_ptr_airline);
     if (dropped)
         *dropped = drop;
     return g;

@@ -3,7 +3,9 @@
 #include <criterion/criterion.h>
 
 #ifdef FS_BENCH_UNAVAILABLE
-Test(bench, unavailable, .disabled = true) {}
+Test(bench, unavailable, .disabled = true)
+{
+}
 #else
 
 #include "bench/hist.h"
@@ -41,7 +43,8 @@ Test(bench_hist, uniform_percentiles)
     cr_assert_eq(h->count, 10000);
     cr_assert_eq(h->min, 1);
     cr_assert_eq(h->max, 10000);
-    uint64_t p50 = fs_hist_percentile(h, 50), p99 = fs_hist_percentile(h, 99), p999 = fs_hist_percentile(h, 99.9);
+    uint64_t p50 = fs_hist_percentile(h, 50), p99 = fs_hist_percentile(h, 99),
+             p999 = fs_hist_percentile(h, 99.9);
     cr_assert(near(p50, 5000, 1.0 / 1024), "p50 %lu", (unsigned long)p50);
     cr_assert(near(p99, 9900, 1.0 / 1024), "p99 %lu", (unsigned long)p99);
     cr_assert(near(p999, 9990, 1.0 / 1024), "p99.9 %lu", (unsigned long)p999);
@@ -54,11 +57,13 @@ Test(bench_hist, buckets_hold_three_significant_digits)
 {
     for (uint64_t v = 0; v < (UINT64_C(1) << 36); v = v * 3 / 2 + 1) {
         int i = fs_hist_index(v);
-        cr_assert(fs_hist_lowest(i) <= v && v <= fs_hist_highest(i), "value %lu bucket %d", (unsigned long)v, i);
-        cr_assert(fs_hist_highest(i) - fs_hist_lowest(i) <= v / 1024, "bucket of %lu too wide", (unsigned long)v);
+        cr_assert(fs_hist_lowest(i) <= v && v <= fs_hist_highest(i), "value %lu bucket %d", (unsigned long)v,
+                  i);
+        cr_assert(fs_hist_highest(i) - fs_hist_lowest(i) <= v / 1024, "bucket of %lu too wide",
+                  (unsigned long)v);
     }
     cr_assert_eq(fs_hist_index(2047), 2047);
-    cr_assert_eq(fs_hist_index(2048) , 2048);
+    cr_assert_eq(fs_hist_index(2048), 2048);
 }
 
 Test(bench_hist, empty_merge_and_clamp)
@@ -89,7 +94,8 @@ Test(bench_hist, corrected_recording_fills_a_stall)
     fs_hist_record_corrected(h, 1000000, 10000);
     cr_assert_eq(h->count, 200);
     cr_assert_eq(h->max, 1000000);
-    cr_assert(near(fs_hist_percentile(h, 75), 500000, 0.03), "p75 %lu", (unsigned long)fs_hist_percentile(h, 75));
+    cr_assert(near(fs_hist_percentile(h, 75), 500000, 0.03), "p75 %lu",
+              (unsigned long)fs_hist_percentile(h, 75));
     cr_assert_eq(fs_hist_percentile(h, 50), 1000);
     fs_hist_free(h);
 }
@@ -101,7 +107,7 @@ typedef enum { SRV_OK, SRV_500, SRV_CLOSE, SRV_SILENT, SRV_GARBAGE, SRV_STALL } 
 typedef struct srv {
     int fd, port;
     srv_mode_t mode;
-    int stall_at, stall_ms;     /* SRV_STALL: request number stall_at waits stall_ms */
+    int stall_at, stall_ms; /* SRV_STALL: request number stall_at waits stall_ms */
     atomic_int requests;
     pthread_t tid;
 } srv_t;
@@ -117,7 +123,9 @@ static const char err_resp[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Le
 static void srv_reply(srv_conn_t *c, int n)
 {
     srv_t *s = c->s;
-    const char *r = s->mode == SRV_500 ? err_resp : s->mode == SRV_GARBAGE ? "NOT HTTP AT ALL\r\n\r\n" : ok_resp;
+    const char *r = s->mode == SRV_500       ? err_resp
+                    : s->mode == SRV_GARBAGE ? "NOT HTTP AT ALL\r\n\r\n"
+                                             : ok_resp;
     if (s->mode == SRV_STALL && n == s->stall_at)
         usleep((useconds_t)s->stall_ms * 1000);
     if (send(c->fd, r, strlen(r), MSG_NOSIGNAL) < 0)
@@ -207,11 +215,18 @@ static void run_setup(run_t *t, int port, const char *target)
     fs_scn_single(&t->scn, target);
     char *err = NULL;
     cr_assert_eq(fs_scn_render(&t->scn, &fs_bench_proto_http, "127.0.0.1", &err), 0, "%s", err);
-    t->addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    t->o = (fs_bench_opts_t){.scn = &t->scn, .proto = &fs_bench_proto_http, .addr = (struct sockaddr *)&t->addr,
-                             .addrlen = sizeof t->addr, .connections = 2, .threads = 1, .duration_s = 0.5,
-                             .warmup_s = 0, .timeout_s = 2, .seed = 1};
+    t->addr = (struct sockaddr_in){
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    t->o = (fs_bench_opts_t){.scn = &t->scn,
+                             .proto = &fs_bench_proto_http,
+                             .addr = (struct sockaddr *)&t->addr,
+                             .addrlen = sizeof t->addr,
+                             .connections = 2,
+                             .threads = 1,
+                             .duration_s = 0.5,
+                             .warmup_s = 0,
+                             .timeout_s = 2,
+                             .seed = 1};
 }
 
 static void run_go(run_t *t)
@@ -288,8 +303,8 @@ Test(bench_run, closed_connections_are_counted)
     run_setup(&t, s.port, "/");
     run_go(&t);
     cr_assert_eq(t.r.responses, 0);
-    cr_assert_gt(t.r.errors[FS_BENCH_ERR_CLOSED] + t.r.errors[FS_BENCH_ERR_READ], 10,
-                 "closed %lu read %lu", (unsigned long)t.r.errors[FS_BENCH_ERR_CLOSED],
+    cr_assert_gt(t.r.errors[FS_BENCH_ERR_CLOSED] + t.r.errors[FS_BENCH_ERR_READ], 10, "closed %lu read %lu",
+                 (unsigned long)t.r.errors[FS_BENCH_ERR_CLOSED],
                  (unsigned long)t.r.errors[FS_BENCH_ERR_READ]);
     cr_assert_gt(t.r.errors[FS_BENCH_ERR_CLOSED], 0);
     run_done(&t);
@@ -307,6 +322,17 @@ Test(bench_run, refused_connections_are_counted)
     run_go(&t);
     cr_assert_eq(t.r.responses, 0);
     cr_assert_gt(t.r.errors[FS_BENCH_ERR_CONNECT], 2);
+    run_done(&t);
+
+    /* --requests against a dead target ends after N attempts, not at the time cap */
+    run_setup(&t, s.port, "/");
+    t.o.connections = 1;
+    t.o.requests = 5;
+    t.o.duration_s = 60;
+    double t0 = (double)fs_bench_now_us();
+    run_go(&t);
+    cr_assert_eq(t.r.errors[FS_BENCH_ERR_CONNECT], 5);
+    cr_assert_lt(((double)fs_bench_now_us() - t0) / 1e6, 5);
     run_done(&t);
 }
 
@@ -400,8 +426,8 @@ Test(bench_scenario, parses_a_good_file)
     cr_assert_str_eq(first, "/airports/search?q=New%20Y&limit=10");
     cr_assert_eq(fs_scn_render(&s, &fs_bench_proto_http, "127.0.0.1:9", &err), 0, "%s", err);
     cr_assert_eq(s.reqs[0].nrendered, 3);
-    cr_assert_str_eq(s.reqs[0].rendered[1].data,
-                     "GET /airports/search?q=lon&limit=10 HTTP/1.1\r\nHost: 127.0.0.1:9\r\nAccept: application/json\r\n\r\n");
+    cr_assert_str_eq(s.reqs[0].rendered[1].data, "GET /airports/search?q=lon&limit=10 HTTP/1.1\r\nHost: "
+                                                 "127.0.0.1:9\r\nAccept: application/json\r\n\r\n");
     cr_assert(strstr(s.reqs[1].rendered[2].data, "Content-Length: 11\r\n\r\n{\"q\":\"JFK\"}"), "%s",
               s.reqs[1].rendered[2].data);
     free(first);
@@ -429,7 +455,8 @@ Test(bench_scenario, malformed_files_name_the_line)
     expect_error("name = nothing to send\n", "bad.scn:2: no [request] section");
     expect_error("[requests]\npath = /\n", "bad.scn:1: unknown section '[requests]'");
     expect_error("[request]\npath = /\njust words\n", "bad.scn:3: expected 'key = value'");
-    expect_error("[request]\npath = /\nconnections = 3\n", "bad.scn:3: unknown key 'connections' in [request]");
+    expect_error("[request]\npath = /\nconnections = 3\n",
+                 "bad.scn:3: unknown key 'connections' in [request]");
     expect_error("[request]\npath = relative\n", "bad.scn:2: path 'relative' must start with '/'");
     expect_error("protocol = gopher\n[request]\npath = /\n", "bad.scn:1: unknown protocol 'gopher'");
 }
@@ -447,8 +474,8 @@ Test(bench_scenario, template_without_query_list_fails_at_render)
 
 Test(bench_scenario, shipped_scenarios_load_and_render)
 {
-    const char *names[] = {"health-live", "health", "airports-search", "airports-grouped", "airport-by-code",
-                           "airports-search-open"};
+    const char *names[] = {"health-live",      "health",          "airports-search",
+                           "airports-grouped", "airport-by-code", "airports-search-open"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char *path = fs_sprintf("%s/bench/scenarios/%s.scn", FS_SOURCE_DIR, names[i]);
         fs_scenario_t s;
@@ -511,8 +538,8 @@ Test(bench_binary, end_to_end_json)
     srv_t s = {0};
     srv_start(&s, SRV_OK);
     char *bin = bench_binary();
-    char *cmd = fs_sprintf("%s -c 4 -t 2 -d 500ms -w 200ms --label local --json http://127.0.0.1:%d/health", bin,
-                           s.port);
+    char *cmd = fs_sprintf("%s -c 4 -t 2 -d 500ms -w 200ms --label local --json http://127.0.0.1:%d/health",
+                           bin, s.port);
     int status;
     char *out = run_cmd(cmd, &status);
     cr_assert_eq(status, 0, "%s exited %d", cmd, status);
@@ -525,7 +552,8 @@ Test(bench_binary, end_to_end_json)
     cr_assert_gt(json_integer_value(json_object_get(j, "requests")), 0);
     json_t *lat = json_object_get(j, "latency_us");
     cr_assert_gt(json_integer_value(json_object_get(lat, "max")), 0);
-    cr_assert_leq(json_integer_value(json_object_get(lat, "p50")), json_integer_value(json_object_get(lat, "p99_9")));
+    cr_assert_leq(json_integer_value(json_object_get(lat, "p50")),
+                  json_integer_value(json_object_get(lat, "p99_9")));
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "errors"), "total")), 0);
     json_decref(j);
     free(out);
@@ -534,7 +562,8 @@ Test(bench_binary, end_to_end_json)
     cmd = fs_sprintf("%s --scenario %s/bench/scenarios/airports-search.scn --describe", bin, FS_SOURCE_DIR);
     out = run_cmd(cmd, &status);
     cr_assert_eq(status, 0);
-    cr_assert(strstr(out, "NAME='airports-search'") && strstr(out, "FIRST_PATH='/airports/search?q="), "%s", out);
+    cr_assert(strstr(out, "NAME='airports-search'") && strstr(out, "FIRST_PATH='/airports/search?q="), "%s",
+              out);
     free(out);
     free(cmd);
 

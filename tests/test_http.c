@@ -50,7 +50,8 @@ static void h_hello(fs_req_t *req)
 
 static void h_item(fs_req_t *req)
 {
-    fs_reply_json(req, 200, json_pack("{s:s,s:s}", "id", fs_req_param(req, "id"), "route", fs_req_route(req)));
+    fs_reply_json(req, 200,
+                  json_pack("{s:s,s:s}", "id", fs_req_param(req, "id"), "route", fs_req_route(req)));
 }
 
 static void h_special(fs_req_t *req)
@@ -117,8 +118,9 @@ static void h_validate(fs_req_t *req)
     fs_query_date(req, e, "dep", true, &y, &m, &d, &has_date);
     if (fs_errors_reply(req, e))
         return;
-    fs_reply_json(req, 200, json_pack("{s:I,s:s,s:b,s:s,s:[i,i,i]}", "limit", (json_int_t)limit, "origin", origin,
-                                      "direct", direct, "strategy", strategy, "dep", y, m, d));
+    fs_reply_json(req, 200,
+                  json_pack("{s:I,s:s,s:b,s:s,s:[i,i,i]}", "limit", (json_int_t)limit, "origin", origin,
+                            "direct", direct, "strategy", strategy, "dep", y, m, d));
 }
 
 static void h_query(fs_req_t *req)
@@ -136,9 +138,10 @@ static void h_whoami(fs_req_t *req)
 {
     const char *t = fs_req_header(req, "X-Test");
     fs_reply_header(req, "X-Custom", "yes");
-    fs_reply_json(req, 200, json_pack("{s:s?,s:s,s:b,s:s,s:s}", "x_test", t, "peer", fs_req_peer_ip(req), "loopback",
-                                      fs_req_from_loopback(req), "method", fs_req_method(req), "path",
-                                      fs_req_path(req)));
+    fs_reply_json(req, 200,
+                  json_pack("{s:s?,s:s,s:b,s:s,s:s}", "x_test", t, "peer", fs_req_peer_ip(req), "loopback",
+                            fs_req_from_loopback(req), "method", fs_req_method(req), "path",
+                            fs_req_path(req)));
 }
 
 static void h_unavailable(fs_req_t *req)
@@ -165,7 +168,8 @@ static void h_stop(fs_req_t *req)
 
 static void h_accept_errors(fs_req_t *req)
 {
-    fs_metric_series_t *s = fs_metrics_simple(S.metrics, FS_METRIC_COUNTER, "flightshark_http_accept_errors_total", "");
+    fs_metric_series_t *s =
+        fs_metrics_simple(S.metrics, FS_METRIC_COUNTER, "flightshark_http_accept_errors_total", "");
     fs_reply_json(req, 200, json_pack("{s:f}", "errors", fs_metric_value(s)));
 }
 
@@ -212,7 +216,8 @@ static fs_http_opts_t test_opts(void)
     };
 }
 
-static void server_start_with(fs_http_opts_t o)
+/* Serves on `fd` (an already listening socket, as the master hands over) when fd >= 0. */
+static void server_start_on(fs_http_opts_t o, int fd)
 {
     S.base = event_base_new();
     cr_assert_eq(pipe(S.stop_pipe), 0);
@@ -224,11 +229,19 @@ static void server_start_with(fs_http_opts_t o)
     o.metrics = S.metrics;
     o.origin_allowed = allow_localhost;
     S.srv = fs_http_server_new(S.base, S.router, &o);
-    cr_assert_eq(fs_http_server_listen(S.srv, "127.0.0.1", 0), 0);
+    if (fd >= 0)
+        cr_assert_eq(fs_http_server_accept_fd(S.srv, fd), 0);
+    else
+        cr_assert_eq(fs_http_server_listen(S.srv, "127.0.0.1", 0), 0);
     S.port = fs_http_server_port(S.srv);
     cr_assert_gt(S.port, 0);
     snprintf(S.url, sizeof S.url, "http://127.0.0.1:%d", S.port);
     pthread_create(&S.thread, NULL, loop_main, NULL);
+}
+
+static void server_start_with(fs_http_opts_t o)
+{
+    server_start_on(o, -1);
 }
 
 static void server_start(void)
@@ -649,7 +662,8 @@ static json_t *error_for(json_t *detail, const char *field)
     return NULL;
 }
 
-static void assert_error(json_t *detail, const char *field, const char *type, const char *msg, const char *ctx_json)
+static void assert_error(json_t *detail, const char *field, const char *type, const char *msg,
+                         const char *ctx_json)
 {
     json_t *e = error_for(detail, field);
     cr_assert_str_eq(json_string_value(json_object_get(e, "type")), type);
@@ -682,14 +696,18 @@ Test(http, validation_missing_fields)
 
 Test(http, validation_bad_values)
 {
-    fs_test_resp_t r = get("/validate?origin=DUBX&dep=2024-13-01&limit=0&direct=maybe&strategy=cheapest", NULL);
+    fs_test_resp_t r =
+        get("/validate?origin=DUBX&dep=2024-13-01&limit=0&direct=maybe&strategy=cheapest", NULL);
     cr_assert_eq(r.status, 422);
     json_t *j = body_json(&r);
     json_t *d = json_object_get(j, "detail");
     cr_assert_eq(json_array_size(d), 5, "%s", r.body);
-    assert_error(d, "origin", "string_too_long", "String should have at most 3 characters", "{\"max_length\":3}");
-    assert_error(d, "limit", "greater_than_equal", "Input should be greater than or equal to 1", "{\"ge\":1}");
-    assert_error(d, "direct", "bool_parsing", "Input should be a valid boolean, unable to interpret input", NULL);
+    assert_error(d, "origin", "string_too_long", "String should have at most 3 characters",
+                 "{\"max_length\":3}");
+    assert_error(d, "limit", "greater_than_equal", "Input should be greater than or equal to 1",
+                 "{\"ge\":1}");
+    assert_error(d, "direct", "bool_parsing", "Input should be a valid boolean, unable to interpret input",
+                 NULL);
     assert_error(d, "strategy", "enum", "Input should be 'fallback', 'parallel' or 'best_price'",
                  "{\"expected\":\"'fallback', 'parallel' or 'best_price'\"}");
     assert_error(d, "dep", "date_from_datetime_parsing",
@@ -702,9 +720,11 @@ Test(http, validation_bad_values)
     r = get("/validate?origin=D&dep=tomorrow&limit=51", NULL);
     j = body_json(&r);
     d = json_object_get(j, "detail");
-    assert_error(d, "origin", "string_too_short", "String should have at least 3 characters", "{\"min_length\":3}");
+    assert_error(d, "origin", "string_too_short", "String should have at least 3 characters",
+                 "{\"min_length\":3}");
     assert_error(d, "limit", "less_than_equal", "Input should be less than or equal to 50", "{\"le\":50}");
-    assert_error(d, "dep", "date_from_datetime_parsing", "Input should be a valid date or datetime, input is too short",
+    assert_error(d, "dep", "date_from_datetime_parsing",
+                 "Input should be a valid date or datetime, input is too short",
                  "{\"error\":\"input is too short\"}");
     json_decref(j);
     fs_test_resp_free(&r);
@@ -713,22 +733,24 @@ Test(http, validation_bad_values)
     j = body_json(&r);
     d = json_object_get(j, "detail");
     cr_assert_eq(json_array_size(d), 1);
-    assert_error(d, "limit", "int_parsing", "Input should be a valid integer, unable to parse string as an integer",
-                 NULL);
+    assert_error(d, "limit", "int_parsing",
+                 "Input should be a valid integer, unable to parse string as an integer", NULL);
     json_decref(j);
     fs_test_resp_free(&r);
 }
 
 Test(http, validation_accepts_good_values)
 {
-    fs_test_resp_t r = get("/validate?origin=S%C3%A3o&dep=2024-02-29&limit=%2050%20&direct=YES&strategy=parallel", NULL);
+    fs_test_resp_t r =
+        get("/validate?origin=S%C3%A3o&dep=2024-02-29&limit=%2050%20&direct=YES&strategy=parallel", NULL);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    cr_assert_str_eq(r.body,
-                     "{\"limit\":50,\"origin\":\"S\xc3\xa3o\",\"direct\":true,\"strategy\":\"parallel\",\"dep\":[2024,2,29]}");
+    cr_assert_str_eq(r.body, "{\"limit\":50,\"origin\":\"S\xc3\xa3o\",\"direct\":true,\"strategy\":"
+                             "\"parallel\",\"dep\":[2024,2,29]}");
     fs_test_resp_free(&r);
     r = get("/validate?origin=DUB&dep=2024-03-01T00:00:00", NULL);
-    cr_assert_str_eq(r.body,
-                     "{\"limit\":10,\"origin\":\"DUB\",\"direct\":false,\"strategy\":\"fallback\",\"dep\":[2024,3,1]}");
+    cr_assert_str_eq(
+        r.body,
+        "{\"limit\":10,\"origin\":\"DUB\",\"direct\":false,\"strategy\":\"fallback\",\"dep\":[2024,3,1]}");
     fs_test_resp_free(&r);
     r = get("/validate?origin=DUB&dep=2024-03-01T10:30", NULL);
     json_t *j = body_json(&r);
@@ -814,6 +836,26 @@ Test(http, many_requests_on_one_connection)
     conn_close(&c);
 }
 
+Test(http, expect_100_continue)
+{
+    conn_t c = conn_open();
+    conn_send(&c, "POST /items HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\n");
+    cr_assert_not_null(conn_read_until(&c, "100 Continue\r\n\r\n", 2000));
+    free(c.buf);
+    c.buf = NULL;
+    c.len = 0;
+    conn_send(&c, "{\"a\":1}");
+    char *resp = conn_read(&c, 2000);
+    cr_assert_eq(status_of(resp), 201, "%s", resp);
+    free(resp);
+    conn_close(&c);
+    /* a body that is too large is refused before the client sends it */
+    char *out =
+        raw("POST /items HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n");
+    cr_assert_eq(status_of(out), 413, "%s", out);
+    free(out);
+}
+
 Test(http, http10_closes_after_reply)
 {
     char *out = raw("GET /hello HTTP/1.0\r\n\r\n");
@@ -840,7 +882,8 @@ Test(http_opts, max_keepalive_requests)
     server_start_with(o);
     conn_t c = conn_open();
     for (int i = 1; i <= 3; i++) {
-        conn_send(&c, i == 2 ? "GET /async HTTP/1.1\r\nHost: t\r\n\r\n" : "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+        conn_send(&c, i == 2 ? "GET /async HTTP/1.1\r\nHost: t\r\n\r\n"
+                             : "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
         char *resp = conn_read(&c, 2000);
         cr_assert_eq(status_of(resp), 200);
         cr_assert_eq(strcasestr(resp, "Connection: close") != NULL, i == 3, "request %d", i);
@@ -848,6 +891,23 @@ Test(http_opts, max_keepalive_requests)
     }
     cr_assert(conn_closed(&c, 1000));
     conn_close(&c);
+}
+
+/* The worker's path: the master made and bound the socket and called listen(). */
+Test(http_opts, accept_fd_serves_a_listening_socket)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, 64), 0);
+    server_start_on(test_opts(), fd);
+    fs_test_resp_t r = get("/hello", NULL);
+    cr_assert_eq(r.status, 200);
+    fs_test_resp_free(&r);
+    r = get("/async", NULL);
+    cr_assert_eq(r.status, 200);
+    fs_test_resp_free(&r);
 }
 
 Test(http_opts, idle_connections_time_out)
@@ -899,14 +959,16 @@ Test(http, body_too_large_is_413)
 Test(http, chunked_body_too_large_is_413)
 {
     char rq[4096];
-    int n = snprintf(rq, sizeof rq, "POST /items HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n");
+    int n = snprintf(rq, sizeof rq,
+                     "POST /items HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n");
     memset(rq + n, 'y', 2048);
     strcpy(rq + n + 2048, "\r\n0\r\n\r\n");
     char *out = raw(rq);
     cr_assert_eq(status_of(out), 413, "%s", out);
     cr_assert_not_null(strstr(out, "{\"detail\":\"Request body too large\"}"));
     free(out);
-    out = raw("POST /items HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n");
+    out = raw(
+        "POST /items HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n");
     cr_assert_eq(status_of(out), 201, "%s", out);
     free(out);
     assert_still_serving();
@@ -931,7 +993,7 @@ Test(http, uri_too_long_is_414)
     p = long_path(3 * 1024);
     r = get(p, NULL);
     cr_assert_eq(r.status, 200);
-    cr_assert_eq(r.len, 3 * 1024 + 17);
+    cr_assert_eq(r.len, 3 * 1024 + 19);
     fs_test_resp_free(&r);
     free(p);
     assert_still_serving();
@@ -974,7 +1036,8 @@ static void assert_raw_status(const char *data, int status, const char *detail)
 Test(http, malformed_requests_get_clear_errors)
 {
     assert_raw_status("GARBAGE\r\n\r\n", 400, "Invalid request line");
-    assert_raw_status("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400, "Invalid request line"); /* TLS hello */
+    assert_raw_status("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400,
+                      "Invalid request line"); /* TLS hello */
     assert_raw_status("GET /hello HTTP/9.9\r\n\r\n", 505, "HTTP Version Not Supported");
     assert_raw_status("GET /hello HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400, "Invalid Content-Length");
     assert_raw_status("BREW /hello HTTP/1.1\r\n\r\n", 501, "Method Not Implemented");
@@ -1016,7 +1079,8 @@ Test(http, cors_simple_requests)
     fs_test_resp_free(&r);
     r = get("/nowhere", ok);
     cr_assert_eq(r.status, 404);
-    cr_assert_str_eq(header(&r, "Access-Control-Allow-Origin"), "http://localhost:3000", "errors carry CORS too");
+    cr_assert_str_eq(header(&r, "Access-Control-Allow-Origin"), "http://localhost:3000",
+                     "errors carry CORS too");
     fs_test_resp_free(&r);
     const char *evil[] = {"Origin: http://evil.example", NULL};
     r = get("/hello", evil);
@@ -1035,7 +1099,8 @@ Test(http, cors_preflight)
     cr_assert_str_eq(r.body, "OK");
     cr_assert_str_eq(header(&r, "Access-Control-Allow-Origin"), "http://localhost:3000");
     cr_assert_str_eq(header(&r, "Access-Control-Allow-Headers"), "content-type, x-custom");
-    cr_assert_str_eq(header(&r, "Access-Control-Allow-Methods"), "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT");
+    cr_assert_str_eq(header(&r, "Access-Control-Allow-Methods"),
+                     "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT");
     cr_assert_str_eq(header(&r, "Access-Control-Max-Age"), "600");
     cr_assert_str_eq(header(&r, "Access-Control-Allow-Credentials"), "true");
     cr_assert_not_null(header(&r, "X-Process-Time"));
@@ -1069,13 +1134,20 @@ Test(http, metrics_are_recorded_per_route)
     server_stop();
     size_t len;
     char *text = fs_metrics_render(S.metrics, &len);
-    cr_assert_not_null(strstr(text, "http_requests_total{method=\"GET\",endpoint=\"/items/{id}\",status=\"200\"} 3.0\n"),
-                       "%s", text);
-    cr_assert_not_null(strstr(text, "http_requests_total{method=\"GET\",endpoint=\"unmatched\",status=\"404\"} 2.0\n"));
-    cr_assert_not_null(strstr(text, "http_requests_total{method=\"DELETE\",endpoint=\"/items/{id}\",status=\"405\"} 1.0\n"));
-    cr_assert_not_null(strstr(text, "http_requests_total{method=\"other\",endpoint=\"unmatched\",status=\"400\"} 1.0\n"));
-    cr_assert_not_null(strstr(text, "http_request_duration_seconds_count{method=\"GET\",endpoint=\"/items/{id}\"} 3.0\n"));
-    cr_assert_not_null(strstr(text, "http_request_duration_seconds_bucket{method=\"GET\",endpoint=\"/items/{id}\",le=\"+Inf\"} 3.0\n"));
+    cr_assert_not_null(
+        strstr(text, "http_requests_total{method=\"GET\",endpoint=\"/items/{id}\",status=\"200\"} 3.0\n"),
+        "%s", text);
+    cr_assert_not_null(
+        strstr(text, "http_requests_total{method=\"GET\",endpoint=\"unmatched\",status=\"404\"} 2.0\n"));
+    cr_assert_not_null(
+        strstr(text, "http_requests_total{method=\"DELETE\",endpoint=\"/items/{id}\",status=\"405\"} 1.0\n"));
+    cr_assert_not_null(
+        strstr(text, "http_requests_total{method=\"other\",endpoint=\"unmatched\",status=\"400\"} 1.0\n"));
+    cr_assert_not_null(
+        strstr(text, "http_request_duration_seconds_count{method=\"GET\",endpoint=\"/items/{id}\"} 3.0\n"));
+    cr_assert_not_null(strstr(
+        text,
+        "http_request_duration_seconds_bucket{method=\"GET\",endpoint=\"/items/{id}\",le=\"+Inf\"} 3.0\n"));
     cr_assert_not_null(strstr(text, "# TYPE http_request_duration_seconds histogram\n"));
     cr_assert_null(strstr(text, "/nowhere"), "raw paths never become labels");
     free(text);
@@ -1127,12 +1199,18 @@ Test(http, stop_accepting_keeps_busy_connections)
     conn_send(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
     char *resp = conn_read(&c, 2000);
     free(resp);
+    conn_t silent = conn_open(); /* accepted, never speaks */
+    usleep(50 * 1000);
     fs_test_resp_t r = req("POST", "/stop", "", NULL);
     cr_assert_eq(r.status, 200);
     cr_assert_str_eq(header(&r, "Connection"), "close", "no keep-alive while draining");
     fs_test_resp_free(&r);
     cr_assert(conn_closed(&c, 1000), "the idle keep-alive connection was closed");
     conn_close(&c);
+    double t0 = fs_test_now_ms();
+    cr_assert(conn_closed(&silent, 3000), "a silent new connection gets a short grace, then is closed");
+    cr_assert_lt(fs_test_now_ms() - t0, 2000);
+    conn_close(&silent);
     char *out = fs_test_raw(S.port, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", 32, 300);
     cr_assert_str_eq(out, "", "new connections are not served");
     free(out);

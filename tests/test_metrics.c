@@ -38,7 +38,8 @@ static void assert_has(const char *text, const char *line)
 Test(metrics, counter_with_labels)
 {
     static const char *const labels[] = {"method", "status", NULL};
-    fs_metric_family_t *f = fs_metrics_family(M, FS_METRIC_COUNTER, "req_total", "Requests served", labels, NULL, 0);
+    fs_metric_family_t *f =
+        fs_metrics_family(M, FS_METRIC_COUNTER, "req_total", "Requests served", labels, NULL, 0);
     const char *a[] = {"GET", "200"}, *b[] = {"POST", "201"};
     fs_metric_series_t *s = fs_metrics_series(f, a);
     fs_metric_inc(s, 1);
@@ -69,8 +70,8 @@ Test(metrics, family_is_created_once)
 Test(metrics, label_values_and_help_are_escaped)
 {
     static const char *const labels[] = {"path", NULL};
-    fs_metric_family_t *f =
-        fs_metrics_family(M, FS_METRIC_COUNTER, "esc_total", "line one\nback\\slash \"quoted\"", labels, NULL, 0);
+    fs_metric_family_t *f = fs_metrics_family(M, FS_METRIC_COUNTER, "esc_total",
+                                              "line one\nback\\slash \"quoted\"", labels, NULL, 0);
     const char *v[] = {"a\"b\\c\nd"};
     fs_metric_inc(fs_metrics_series(f, v), 1);
     char *t = render();
@@ -82,7 +83,8 @@ Test(metrics, label_values_and_help_are_escaped)
 Test(metrics, histogram_default_buckets)
 {
     static const char *const labels[] = {"endpoint", NULL};
-    fs_metric_family_t *f = fs_metrics_family(M, FS_METRIC_HISTOGRAM, "lat_seconds", "Latency", labels, NULL, 0);
+    fs_metric_family_t *f =
+        fs_metrics_family(M, FS_METRIC_HISTOGRAM, "lat_seconds", "Latency", labels, NULL, 0);
     const char *v[] = {"/x"};
     fs_metric_series_t *s = fs_metrics_series(f, v);
     fs_metric_observe(s, 0.005); /* on a bound: counts in that bucket */
@@ -117,7 +119,8 @@ Test(metrics, histogram_custom_buckets_and_no_labels)
     fs_metric_observe(s, 1.5);
     fs_metric_observe(s, 3);
     char *t = render();
-    assert_has(t, "h_bucket{le=\"1.0\"} 0.0\nh_bucket{le=\"2.0\"} 1.0\nh_bucket{le=\"+Inf\"} 2.0\nh_count 2.0\nh_sum 4.5\n");
+    assert_has(t, "h_bucket{le=\"1.0\"} 0.0\nh_bucket{le=\"2.0\"} 1.0\nh_bucket{le=\"+Inf\"} 2.0\nh_count "
+                  "2.0\nh_sum 4.5\n");
     cr_assert_null(strstr(t, "le=\"inf\""));
     free(t);
 }

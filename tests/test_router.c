@@ -7,14 +7,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void h_list(fs_req_t *r) { (void)r; }
-static void h_code(fs_req_t *r) { (void)r; }
-static void h_popular(fs_req_t *r) { (void)r; }
-static void h_routes(fs_req_t *r) { (void)r; }
-static void h_post(fs_req_t *r) { (void)r; }
-static void h_root(fs_req_t *r) { (void)r; }
-static void h_members(fs_req_t *r) { (void)r; }
-static void h_head(fs_req_t *r) { (void)r; }
+static void h_list(fs_req_t *r)
+{
+    (void)r;
+}
+static void h_code(fs_req_t *r)
+{
+    (void)r;
+}
+static void h_popular(fs_req_t *r)
+{
+    (void)r;
+}
+static void h_routes(fs_req_t *r)
+{
+    (void)r;
+}
+static void h_post(fs_req_t *r)
+{
+    (void)r;
+}
+static void h_root(fs_req_t *r)
+{
+    (void)r;
+}
+static void h_members(fs_req_t *r)
+{
+    (void)r;
+}
+static void h_head(fs_req_t *r)
+{
+    (void)r;
+}
 
 static fs_router_t *R;
 
@@ -234,7 +258,8 @@ Test(head, complete_heads_pass)
     cr_assert_eq(head(h, &v), FS_HEAD_OK);
     cr_assert_eq(v.head_len, strlen(h) - 4);
     cr_assert_str_eq(v.method, "GET");
-    cr_assert_eq(head("\r\nPOST / HTTP/1.0\nContent-Length: 1000\n\n", &v), FS_HEAD_OK, "bare LF, leading CRLF");
+    cr_assert_eq(head("\r\nPOST / HTTP/1.0\nContent-Length: 1000\n\n", &v), FS_HEAD_OK,
+                 "bare LF, leading CRLF");
     cr_assert_eq(v.skip, 2);
     cr_assert_eq(head("GET http://example.com/a HTTP/1.1\r\n\r\n", &v), FS_HEAD_OK);
     cr_assert_eq(head("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n", &v), FS_HEAD_OK);

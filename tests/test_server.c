@@ -347,3 +347,60 @@ Test(server, responses_carry_process_time_and_request_id, .init = start_default,
     cr_assert_str_eq(fs_test_resp_header(&r, "X-Request-ID", buf, sizeof buf), "abc-123");
     fs_test_resp_free(&r);
 }
+
+/* SIGHUP: every worker is replaced while requests keep flowing; none of them fails. */
+Test(server, sighup_replaces_workers_without_failing_requests, .init = start_default, .fini = stop_default,
+     .timeout = 60)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/health/live", srv.url);
+    stream_t streams[2];
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++) {
+        streams[i] = (stream_t){.url = url};
+        pthread_create(&threads[i], NULL, request_stream, &streams[i]);
+    }
+    pid_t before[8], after[8];
+    cr_assert_eq(fs_test_server_workers(&srv, before, 8), 2);
+    usleep(300000);
+    kill(srv.pid, SIGHUP);
+    int n = 0;
+    bool replaced = false;
+    for (double t0 = fs_test_now_ms(); !replaced && fs_test_now_ms() - t0 < 15000; usleep(50000)) {
+        n = fs_test_server_workers(&srv, after, 8);
+        replaced = n == 2;
+        for (int i = 0; i < n; i++)
+            replaced &= after[i] != before[0] && after[i] != before[1];
+    }
+    usleep(500000);
+    int total = 0, failed = 0;
+    for (int i = 0; i < 2; i++) {
+        streams[i].stop = 1;
+        pthread_join(threads[i], NULL);
+        total += streams[i].total;
+        failed += streams[i].failed;
+    }
+    cr_assert(replaced, "workers were not replaced after SIGHUP (%d children)", n);
+    cr_assert_gt(total, 100);
+    cr_assert_eq(failed, 0, "%d of %d requests failed during the reload", failed, total);
+}
+
+Test(server, sighup_with_broken_configuration_keeps_serving, .fini = stop_default)
+{
+    const char *env[] = {"FLIGHTSHARK_CONFIG=/tmp/fs-reload-test.conf", NULL};
+    FILE *f = fopen("/tmp/fs-reload-test.conf", "w");
+    fprintf(f, "LOG_LEVEL=info\n");
+    fclose(f);
+    cr_assert_eq(fs_test_server_start(&srv, 1, env), 0);
+    pid_t before[4], after[4];
+    cr_assert_eq(fs_test_server_workers(&srv, before, 4), 1);
+    f = fopen("/tmp/fs-reload-test.conf", "w");
+    fprintf(f, "LOG_LEVEL=chatty\n");
+    fclose(f);
+    kill(srv.pid, SIGHUP);
+    usleep(500000);
+    remove("/tmp/fs-reload-test.conf");
+    cr_assert_eq(get_status("/health/live", NULL), 200);
+    cr_assert_eq(fs_test_server_workers(&srv, after, 4), 1);
+    cr_assert_eq(after[0], before[0], "an invalid configuration must not replace the workers");
+}

@@ -227,6 +227,24 @@ int fs_test_server_start(fs_test_server_t *s, int workers, const char *const *ex
     return -1;
 }
 
+/* Under `make test-asan` the server's processes report sanitizer findings on stderr, which
+ * goes to the log: a finding there fails the test that ran the server. */
+static void assert_log_clean(const char *path)
+{
+    static const char *const markers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"};
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[4096];
+    while (fgets(line, sizeof line, f))
+        for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++)
+            if (strstr(line, markers[i])) {
+                fclose(f);
+                cr_assert_fail("the server reported a sanitizer finding (%s): %s", path, line);
+            }
+    fclose(f);
+}
+
 int fs_test_server_stop(fs_test_server_t *s)
 {
     if (s->pid <= 0)
@@ -244,6 +262,7 @@ int fs_test_server_stop(fs_test_server_t *s)
         usleep(20000);
     }
     s->pid = 0;
+    assert_log_clean(s->log_path);
     return st;
 }
 

@@ -1,0 +1,307 @@
+/* The airline endpoints over real HTTP against the real server and the real PostgreSQL, with
+ * the full OpenFlights data imported: list filters and order, lookups by IATA and ICAO code,
+ * routes, route search, validation, trailing slashes, and 503 when the database is down. */
+#include "security/jwt.h"
+#include "storage/pg.h"
+#include "tests/support/harness.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define SECRET "test-secret-key-0123456789abcdef"
+static const char *const server_env[] = {"SECRET_KEY=" SECRET, NULL};
+static fs_test_server_t srv;
+
+/*--- data and accounts ----------------------------------------------------------------------*/
+
+static PGconn *db(void)
+{
+    char *err = NULL;
+    PGconn *c = fs_pg_connect_blocking(fs_test_env("DATABASE_URL"), &err);
+    cr_assert(c, "cannot connect: %s", err ? err : "?");
+    return c;
+}
+
+static void exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql,
+              PQerrorMessage(c));
+    PQclear(r);
+}
+
+static long scalar(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(c));
+    long v = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+/* The full real data in the suite database's public schema, imported once (the imports are
+ * idempotent; the advisory lock keeps parallel test processes from importing together), plus
+ * two airports of our own: ZZR (active, renamed by the reload test) and ZZQ (inactive). */
+static void ensure_data(void)
+{
+    PGconn *c = db();
+    exec_ok(c, "SELECT pg_advisory_lock(774201)");
+    const char *bin = fs_test_env("FS_BINARY"), *src = fs_test_env("FS_SOURCE_DIR");
+    cr_assert_eq(fs_test_sh("%s migrate >/dev/null 2>&1 && %s seed >/dev/null 2>&1", bin, bin), 0);
+    if (scalar(c, "SELECT count(*) FROM airports WHERE is_active") < 5000 ||
+        scalar(c, "SELECT count(*) FROM routes") < 10000) {
+        cr_assert_eq(fs_test_sh("%s import ourairports %s/../shared/data/ourairports/airports.csv "
+                                "%s/../shared/data/ourairports/countries.csv >/dev/null 2>&1",
+                                bin, src, src),
+                     0);
+        cr_assert_eq(fs_test_sh("%s import openflights %s/../shared/data/openflights >/dev/null 2>&1", bin, src), 0);
+    }
+    exec_ok(c, "INSERT INTO airports (iata_code, name, city, country, country_code, latitude, longitude, is_active) "
+               "VALUES ('ZZR', 'Refapi Test Airport', 'Zedrefcity', 'Ireland', 'IE', 53.0, -7.0, true), "
+               "('ZZQ', 'Refapi Closed Airport', 'Zedclosed', 'Ireland', 'IE', 52.0, -8.0, false) "
+               "ON CONFLICT (iata_code) DO UPDATE SET name = excluded.name, is_active = excluded.is_active");
+    exec_ok(c, "SELECT pg_advisory_unlock(774201)");
+    PQfinish(c);
+}
+
+/*--- HTTP -----------------------------------------------------------------------------------*/
+
+static long req(const char *method, const char *path, json_t **json)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s", srv.url, path);
+    fs_test_resp_t r;
+    fs_test_http(method, url, NULL, NULL, &r);
+    if (json)
+        *json = fs_test_resp_json(&r);
+    long status = r.status;
+    fs_test_resp_free(&r);
+    return status;
+}
+
+static long get(const char *path, json_t **json)
+{
+    return req("GET", path, json);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* Waits for the worker(s) to finish their first load (503 until then). */
+static void wait_loaded(void)
+{
+    double deadline = fs_test_now_ms() + 20000;
+    while (fs_test_now_ms() < deadline) {
+        if (get("/airports/search?q=dub", NULL) == 200)
+            return;
+        usleep(50000);
+    }
+    cr_assert_fail("reference data never loaded; see %s", srv.log_path);
+}
+
+static void start_server(int workers)
+{
+    ensure_data();
+    cr_assert_eq(fs_test_server_start(&srv, workers, server_env), 0, "server did not start; see %s", srv.log_path);
+    wait_loaded();
+}
+
+static void setup(void)
+{
+    start_server(1);
+}
+
+static void teardown(void)
+{
+    if (srv.pid > 0)
+        fs_test_server_stop(&srv);
+}
+
+TestSuite(airlines_api, .init = setup, .fini = teardown, .timeout = 120);
+
+static void assert_422(const char *path, const char *field, const char *type)
+{
+    json_t *b;
+    cr_assert_eq(get(path, &b), 422, "%s", path);
+    bool found = false;
+    json_t *detail = json_object_get(b, "detail");
+    for (size_t i = 0; i < json_array_size(detail); i++) {
+        json_t *e = json_array_get(detail, i);
+        found |= strcmp(str(e, "type"), type) == 0 &&
+                 strcmp(json_string_value(json_array_get(json_object_get(e, "loc"), 1)), field) == 0;
+    }
+    cr_assert(found, "%s: no %s error for %s", path, type, field);
+    json_decref(b);
+}
+
+static const char *const airline_fields[] = {"iata_code", "name", "country", "country_code",
+                                             "logo_url", "alliance", "is_low_cost", "rating"};
+
+static void assert_airline_shape(json_t *a)
+{
+    cr_assert_eq(json_object_size(a), 8);
+    for (int i = 0; i < 8; i++)
+        cr_assert(json_object_get(a, airline_fields[i]), "field %s", airline_fields[i]);
+    cr_assert(json_is_boolean(json_object_get(a, "is_low_cost")));
+}
+
+Test(airlines_api, list_with_and_without_trailing_slash)
+{
+    json_t *a, *b;
+    cr_assert_eq(get("/airlines", &a), 200);
+    cr_assert_eq(get("/airlines/", &b), 200);
+    cr_assert(json_equal(a, b));
+    cr_assert_eq(json_array_size(a), 50, "default limit 50");
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        assert_airline_shape(json_array_get(a, i));
+        if (i)
+            cr_assert_leq(strcmp(str(json_array_get(a, i - 1), "name"), str(json_array_get(a, i), "name")), 0,
+                          "ordered by name");
+    }
+    json_decref(a);
+    json_decref(b);
+    cr_assert_eq(get("/airlines/?limit=200", &a), 200);
+    cr_assert_eq(json_array_size(a), 200);
+    json_decref(a);
+    cr_assert_eq(get("/airlines?limit=1", &a), 200);
+    cr_assert_eq(json_array_size(a), 1);
+    json_decref(a);
+}
+
+Test(airlines_api, list_filters)
+{
+    json_t *a;
+    cr_assert_eq(get("/airlines/?low_cost_only=true&limit=200", &a), 200);
+    cr_assert_gt(json_array_size(a), 0);
+    bool ryanair = false;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        cr_assert(json_is_true(json_object_get(json_array_get(a, i), "is_low_cost")));
+        ryanair |= strcmp(str(json_array_get(a, i), "iata_code"), "FR") == 0;
+    }
+    cr_assert(ryanair);
+    json_decref(a);
+    cr_assert_eq(get("/airlines?country_code=ie&limit=200", &a), 200);
+    cr_assert_gt(json_array_size(a), 1);
+    for (size_t i = 0; i < json_array_size(a); i++)
+        cr_assert_str_eq(str(json_array_get(a, i), "country_code"), "IE");
+    json_decref(a);
+    cr_assert_eq(get("/airlines?country_code=ZZ", &a), 200);
+    cr_assert_eq(json_array_size(a), 0);
+    json_decref(a);
+    assert_422("/airlines/?limit=0", "limit", "greater_than_equal");
+    assert_422("/airlines?limit=201", "limit", "less_than_equal");
+    assert_422("/airlines?low_cost_only=perhaps", "low_cost_only", "bool_parsing");
+}
+
+Test(airlines_api, by_code)
+{
+    json_t *b;
+    cr_assert_eq(get("/airlines/fr", &b), 200);
+    assert_airline_shape(b);
+    cr_assert_str_eq(str(b, "iata_code"), "FR");
+    cr_assert_str_eq(str(b, "name"), "Ryanair");
+    json_decref(b);
+    cr_assert_eq(get("/airlines/RYR", &b), 200, "an ICAO code finds the airline too");
+    cr_assert_str_eq(str(b, "iata_code"), "FR");
+    json_decref(b);
+    cr_assert_eq(get("/airlines/q9z", &b), 404);
+    cr_assert_str_eq(str(b, "detail"), "Airline with code 'q9z' not found");
+    json_decref(b);
+    cr_assert_eq(get("/airlines/toolong", &b), 404);
+    cr_assert_str_eq(str(b, "detail"), "Airline with code 'toolong' not found");
+    json_decref(b);
+}
+
+static const char *const route_fields[] = {"origin_code", "destination_code", "airline_code",
+                                           "is_direct", "typical_duration_minutes", "distance_km",
+                                           "typical_price_low", "typical_price_high"};
+
+static void assert_route_shape(json_t *r)
+{
+    cr_assert_eq(json_object_size(r), 8);
+    for (int i = 0; i < 8; i++)
+        cr_assert(json_object_get(r, route_fields[i]), "field %s", route_fields[i]);
+}
+
+Test(airlines_api, airline_routes)
+{
+    json_t *a;
+    cr_assert_eq(get("/airlines/fr/routes", &a), 200);
+    cr_assert_gt(json_array_size(a), 100, "Ryanair files hundreds of routes");
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *r = json_array_get(a, i);
+        assert_route_shape(r);
+        cr_assert_str_eq(str(r, "airline_code"), "FR");
+        if (i) {
+            json_t *p = json_array_get(a, i - 1);
+            int c = strcmp(str(p, "origin_code"), str(r, "origin_code"));
+            cr_assert(c < 0 || (c == 0 && strcmp(str(p, "destination_code"), str(r, "destination_code")) < 0),
+                      "ordered by origin, destination at %zu", i);
+        }
+    }
+    json_decref(a);
+    cr_assert_eq(get("/airlines/z9z/routes", &a), 200);
+    cr_assert_eq(json_array_size(a), 0, "unknown airline: empty, not 404");
+    json_decref(a);
+}
+
+Test(airlines_api, route_search)
+{
+    json_t *b;
+    cr_assert_eq(get("/airlines/routes/search?origin=dub&destination=stn", &b), 200);
+    cr_assert_str_eq(str(b, "origin"), "DUB");
+    cr_assert_str_eq(str(b, "destination"), "STN");
+    json_t *routes = json_object_get(b, "routes");
+    cr_assert_gt(json_array_size(routes), 0);
+    cr_assert_eq(json_integer_value(json_object_get(b, "airlines_count")), (json_int_t)json_array_size(routes));
+    bool fr = false;
+    for (size_t i = 0; i < json_array_size(routes); i++) {
+        assert_route_shape(json_array_get(routes, i));
+        cr_assert_str_eq(str(json_array_get(routes, i), "origin_code"), "DUB");
+        fr |= strcmp(str(json_array_get(routes, i), "airline_code"), "FR") == 0;
+    }
+    cr_assert(fr);
+    json_decref(b);
+    cr_assert_eq(get("/airlines/routes/search?origin=DUB&destination=XQZ", &b), 200);
+    cr_assert_eq(json_array_size(json_object_get(b, "routes")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(b, "airlines_count")), 0);
+    json_decref(b);
+    assert_422("/airlines/routes/search?origin=du&destination=stn", "origin", "string_too_short");
+    assert_422("/airlines/routes/search?origin=dub&destination=stnx", "destination", "string_too_long");
+    assert_422("/airlines/routes/search?origin=dub", "destination", "missing");
+    /* neither path is taken for an airline code */
+    assert_422("/airlines/routes/search", "origin", "missing");
+    assert_422("/airlines/routes", "origin", "missing");
+}
+
+TestSuite(airlines_api_down, .fini = teardown, .timeout = 60);
+
+Test(airlines_api_down, database_unreachable_is_503)
+{
+    static const char *const env[] = {"SECRET_KEY=" SECRET,
+                                      "DATABASE_URL=postgresql:///refapi_no_such_db?host=/nonexistent&user=nobody",
+                                      NULL};
+    cr_assert_eq(fs_test_server_start(&srv, 1, env), 0, "see %s", srv.log_path);
+    const char *paths[] = {"/airlines", "/airlines/fr", "/airlines/fr/routes",
+                           "/airlines/routes/search?origin=dub&destination=stn"};
+    for (int i = 0; i < 4; i++) {
+        json_t *b;
+        fs_test_resp_t r;
+        char url[256];
+        snprintf(url, sizeof url, "%s%s", srv.url, paths[i]);
+        fs_test_http("GET", url, NULL, NULL, &r);
+        cr_assert_eq(r.status, 503, "%s", paths[i]);
+        char ra[16];
+        cr_assert(fs_test_resp_header(&r, "Retry-After", ra, sizeof ra), "%s: Retry-After", paths[i]);
+        b = fs_test_resp_json(&r);
+        cr_assert_str_eq(str(b, "detail"), "Database unavailable", "%s", paths[i]);
+        json_decref(b);
+        fs_test_resp_free(&r);
+    }
+}

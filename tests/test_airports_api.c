@@ -1,0 +1,505 @@
+/* The airport endpoints over real HTTP against the real server, with the full OurAirports +
+ * OpenFlights data imported into the suite database: ranking, grouping, limits, validation,
+ * trailing slashes, the admin-only reload, reloads under concurrent reads and across workers. */
+#include "security/jwt.h"
+#include "storage/pg.h"
+#include "tests/support/harness.h"
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SECRET "test-secret-key-0123456789abcdef"
+static const char *const server_env[] = {"SECRET_KEY=" SECRET, NULL};
+static fs_test_server_t srv;
+
+/*--- data and accounts ----------------------------------------------------------------------*/
+
+static PGconn *db(void)
+{
+    char *err = NULL;
+    PGconn *c = fs_pg_connect_blocking(fs_test_env("DATABASE_URL"), &err);
+    cr_assert(c, "cannot connect: %s", err ? err : "?");
+    return c;
+}
+
+static void exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql,
+              PQerrorMessage(c));
+    PQclear(r);
+}
+
+static long scalar(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(c));
+    long v = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+/* The full real data in the suite database's public schema, imported once (the imports are
+ * idempotent; the advisory lock keeps parallel test processes from importing together), plus
+ * two airports of our own: ZZR (active, renamed by the reload test) and ZZQ (inactive). */
+static void ensure_data(void)
+{
+    PGconn *c = db();
+    exec_ok(c, "SELECT pg_advisory_lock(774201)");
+    const char *bin = fs_test_env("FS_BINARY"), *src = fs_test_env("FS_SOURCE_DIR");
+    cr_assert_eq(fs_test_sh("%s migrate >/dev/null 2>&1 && %s seed >/dev/null 2>&1", bin, bin), 0);
+    if (scalar(c, "SELECT count(*) FROM airports WHERE is_active") < 5000 ||
+        scalar(c, "SELECT count(*) FROM routes") < 10000) {
+        cr_assert_eq(fs_test_sh("%s import ourairports %s/../shared/data/ourairports/airports.csv "
+                                "%s/../shared/data/ourairports/countries.csv >/dev/null 2>&1",
+                                bin, src, src),
+                     0);
+        cr_assert_eq(fs_test_sh("%s import openflights %s/../shared/data/openflights >/dev/null 2>&1", bin, src), 0);
+    }
+    exec_ok(c, "INSERT INTO airports (iata_code, name, city, country, country_code, latitude, longitude, is_active) "
+               "VALUES ('ZZR', 'Refapi Test Airport', 'Zedrefcity', 'Ireland', 'IE', 53.0, -7.0, true), "
+               "('ZZQ', 'Refapi Closed Airport', 'Zedclosed', 'Ireland', 'IE', 52.0, -8.0, false) "
+               "ON CONFLICT (iata_code) DO UPDATE SET name = excluded.name, is_active = excluded.is_active");
+    exec_ok(c, "SELECT pg_advisory_unlock(774201)");
+    PQfinish(c);
+}
+
+/* An access token for a user (created if needed) that is or is not an administrator. */
+static char *token_for(const char *email, bool admin)
+{
+    PGconn *c = db();
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO users (email, password_hash, is_admin) VALUES ('%s', 'x', %s) "
+             "ON CONFLICT (email) DO UPDATE SET is_admin = excluded.is_admin, is_active = true RETURNING id",
+             email, admin ? "true" : "false");
+    PGresult *r = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+    fs_jwt_claims_t cl = {.type = FS_JWT_ACCESS, .iat = time(NULL), .exp = time(NULL) + 600};
+    snprintf(cl.sub, sizeof cl.sub, "%s", PQgetvalue(r, 0, 0));
+    fs_uuid_v4(cl.jti);
+    PQclear(r);
+    PQfinish(c);
+    return fs_jwt_encode(&cl, SECRET, strlen(SECRET));
+}
+
+/*--- HTTP -----------------------------------------------------------------------------------*/
+
+static long req(const char *method, const char *path, const char *token, json_t **json)
+{
+    char url[1024], auth[4200];
+    snprintf(url, sizeof url, "%s%s", srv.url, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token ? token : "");
+    const char *headers[] = {auth, NULL};
+    fs_test_resp_t r;
+    fs_test_http(method, url, NULL, token ? headers : NULL, &r);
+    if (json)
+        *json = fs_test_resp_json(&r);
+    long status = r.status;
+    fs_test_resp_free(&r);
+    return status;
+}
+
+static long get(const char *path, json_t **json)
+{
+    return req("GET", path, NULL, json);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static const char *result_code(json_t *body, size_t i)
+{
+    return str(json_array_get(json_object_get(body, "results"), i), "iata_code");
+}
+
+/* Waits for the worker(s) to finish their first load (503 until then). */
+static void wait_loaded(void)
+{
+    double deadline = fs_test_now_ms() + 20000;
+    while (fs_test_now_ms() < deadline) {
+        if (get("/airports/search?q=dub", NULL) == 200)
+            return;
+        usleep(50000);
+    }
+    cr_assert_fail("reference data never loaded; see %s", srv.log_path);
+}
+
+static void start_server(int workers)
+{
+    ensure_data();
+    cr_assert_eq(fs_test_server_start(&srv, workers, server_env), 0, "server did not start; see %s", srv.log_path);
+    wait_loaded();
+}
+
+static void setup(void)
+{
+    start_server(1);
+}
+
+static void teardown(void)
+{
+    if (srv.pid > 0)
+        fs_test_server_stop(&srv);
+}
+
+TestSuite(airports_api, .init = setup, .fini = teardown, .timeout = 120);
+
+/*--- search ---------------------------------------------------------------------------------*/
+
+Test(airports_api, search_ranks_code_then_city_then_name)
+{
+    json_t *b;
+    cr_assert_eq(get("/airports/search?q=dub", &b), 200);
+    cr_assert_str_eq(result_code(b, 0), "DUB");
+    cr_assert_str_eq(str(b, "query"), "dub");
+    json_decref(b);
+
+    cr_assert_eq(get("/airports/search?q=zurich", &b), 200); /* accents folded: Zürich */
+    cr_assert_str_eq(result_code(b, 0), "ZRH");
+    json_decref(b);
+
+    cr_assert_eq(get("/airports/search?q=London&limit=5", &b), 200); /* city before name matches */
+    json_t *results = json_object_get(b, "results");
+    cr_assert_eq(json_array_size(results), 5);
+    cr_assert_eq(json_integer_value(json_object_get(b, "total")), 5);
+    cr_assert_str_eq(str(json_array_get(results, 0), "city"), "London");
+    cr_assert_str_eq(result_code(b, 0), "LHR");
+    json_decref(b);
+
+    cr_assert_eq(get("/airports/search?q=heathrow", &b), 200); /* name prefix */
+    cr_assert_str_eq(result_code(b, 0), "LHR");
+    json_t *lhr = json_array_get(json_object_get(b, "results"), 0);
+    cr_assert_eq(json_object_size(lhr), 8, "AirportResponse has exactly 8 fields");
+    cr_assert(json_is_true(json_object_get(lhr, "is_major")));
+    cr_assert(json_is_real(json_object_get(lhr, "latitude")));
+    json_decref(b);
+
+    cr_assert_eq(get("/airports/search?q=%20%20MALAGA%20", &b), 200); /* trimmed, case-insensitive */
+    cr_assert_str_eq(result_code(b, 0), "AGP");
+    cr_assert_str_eq(str(b, "query"), "  MALAGA ", "the query is echoed as sent");
+    json_decref(b);
+
+    cr_assert_eq(get("/airports/search?q=xqzjv", &b), 200);
+    cr_assert_eq(json_array_size(json_object_get(b, "results")), 0);
+    json_decref(b);
+}
+
+Test(airports_api, search_limits)
+{
+    json_t *b;
+    cr_assert_eq(get("/airports/search?q=international&limit=50", &b), 200);
+    cr_assert_eq(json_array_size(json_object_get(b, "results")), 50);
+    json_decref(b);
+    cr_assert_eq(get("/airports/search?q=international", &b), 200);
+    cr_assert_eq(json_array_size(json_object_get(b, "results")), 10, "default limit 10");
+    json_decref(b);
+    cr_assert_eq(get("/airports/search?q=international&limit=1", &b), 200);
+    cr_assert_eq(json_array_size(json_object_get(b, "results")), 1);
+    json_decref(b);
+}
+
+static void assert_422(const char *path, const char *field, const char *type)
+{
+    json_t *b;
+    cr_assert_eq(get(path, &b), 422, "%s", path);
+    json_t *e = json_array_get(json_object_get(b, "detail"), 0);
+    cr_assert_str_eq(str(e, "type"), type, "%s", path);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(e, "loc"), 1)), field, "%s", path);
+    json_decref(b);
+}
+
+Test(airports_api, search_validation)
+{
+    const char *paths[] = {"/airports/search", "/airports/search/grouped"};
+    for (int i = 0; i < 2; i++) {
+        char p[256];
+        snprintf(p, sizeof p, "%s", paths[i]);
+        assert_422(p, "q", "missing");
+        snprintf(p, sizeof p, "%s?q=a", paths[i]);
+        assert_422(p, "q", "string_too_short");
+        snprintf(p, sizeof p, "%s?q=%%20a%%20%%20", paths[i]);
+        assert_422(p, "q", "string_too_short");
+        snprintf(p, sizeof p, "%s?q=%s", paths[i], "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijk");
+        assert_422(p, "q", "string_too_long");
+        snprintf(p, sizeof p, "%s?q=dub&limit=0", paths[i]);
+        assert_422(p, "limit", "greater_than_equal");
+        snprintf(p, sizeof p, "%s?q=dub&limit=51", paths[i]);
+        assert_422(p, "limit", "less_than_equal");
+        snprintf(p, sizeof p, "%s?q=dub&limit=ten", paths[i]);
+        assert_422(p, "limit", "int_parsing");
+    }
+}
+
+/*--- grouped --------------------------------------------------------------------------------*/
+
+Test(airports_api, grouped_folds_a_multi_airport_city)
+{
+    json_t *b;
+    cr_assert_eq(get("/airports/search/grouped?q=london", &b), 200);
+    json_t *first = json_array_get(json_object_get(b, "results"), 0);
+    cr_assert_str_eq(str(first, "type"), "city");
+    cr_assert_str_eq(str(first, "city"), "London");
+    cr_assert_str_eq(str(first, "country_code"), "GB");
+    json_int_t n = json_integer_value(json_object_get(first, "airport_count"));
+    cr_assert_geq(n, 5, "LHR LGW STN LTN LCY at least");
+    char display[64];
+    snprintf(display, sizeof display, "London (All %lld airports)", (long long)n);
+    cr_assert_str_eq(str(first, "display"), display);
+    json_t *codes = json_object_get(first, "codes"), *airports = json_object_get(first, "airports");
+    cr_assert_eq((json_int_t)json_array_size(codes), n);
+    cr_assert_eq((json_int_t)json_array_size(airports), n);
+    const char *want[] = {"LHR", "LGW", "STN", "LTN", "LCY"};
+    for (int i = 0; i < 5; i++) {
+        bool found = false;
+        for (size_t j = 0; j < json_array_size(codes); j++)
+            found |= strcmp(json_string_value(json_array_get(codes, j)), want[i]) == 0;
+        cr_assert(found, "%s in the London group", want[i]);
+    }
+    json_t *a0 = json_array_get(airports, 0);
+    cr_assert(json_object_get(a0, "icao_code") && json_object_get(a0, "timezone") && json_object_get(a0, "is_active"),
+              "group members are full objects");
+    cr_assert_eq(json_integer_value(json_object_get(b, "total")), (json_int_t)json_array_size(json_object_get(b, "results")));
+    json_decref(b);
+
+    cr_assert_eq(get("/airports/search/grouped?q=dub&limit=3", &b), 200);
+    json_t *results = json_object_get(b, "results");
+    cr_assert_leq(json_array_size(results), 3);
+    cr_assert_str_eq(str(json_array_get(results, 0), "type"), "airport");
+    cr_assert_str_eq(str(json_array_get(results, 0), "iata_code"), "DUB");
+    json_decref(b);
+}
+
+/*--- popular, by code, by city --------------------------------------------------------------*/
+
+Test(airports_api, popular_with_and_without_trailing_slash)
+{
+    json_t *a, *b;
+    cr_assert_eq(get("/airports/popular", &a), 200);
+    cr_assert_eq(get("/airports/popular/", &b), 200);
+    cr_assert(json_equal(a, b));
+    cr_assert_eq(json_array_size(a), 20, "default limit 20");
+    for (size_t i = 0; i < json_array_size(a); i++)
+        cr_assert(json_is_true(json_object_get(json_array_get(a, i), "is_major")));
+    json_decref(a);
+    json_decref(b);
+
+    cr_assert_eq(get("/airports/popular/?country_code=gb&limit=100", &a), 200);
+    cr_assert_gt(json_array_size(a), 3);
+    for (size_t i = 0; i < json_array_size(a); i++)
+        cr_assert_str_eq(str(json_array_get(a, i), "country_code"), "GB");
+    json_decref(a);
+    cr_assert_eq(get("/airports/popular?limit=2", &a), 200);
+    cr_assert_eq(json_array_size(a), 2);
+    json_decref(a);
+    assert_422("/airports/popular?limit=101", "limit", "less_than_equal");
+    assert_422("/airports/popular/?limit=0", "limit", "greater_than_equal");
+}
+
+Test(airports_api, by_code)
+{
+    json_t *b;
+    cr_assert_eq(get("/airports/zrh", &b), 200);
+    cr_assert_str_eq(str(b, "iata_code"), "ZRH");
+    cr_assert_eq(json_object_size(b), 8);
+    json_decref(b);
+    cr_assert_eq(get("/airports/nope", &b), 404);
+    cr_assert_str_eq(str(b, "detail"), "Airport with code 'nope' not found");
+    json_decref(b);
+    cr_assert_eq(get("/airports/qQ9", &b), 404);
+    cr_assert_str_eq(str(b, "detail"), "Airport with code 'qQ9' not found");
+    json_decref(b);
+    cr_assert_eq(get("/airports/zzq", &b), 200, "an inactive airport is still found by code");
+    cr_assert_str_eq(str(b, "name"), "Refapi Closed Airport");
+    json_decref(b);
+    cr_assert_eq(get("/airports/search?q=zzq", &b), 200);
+    cr_assert_eq(json_array_size(json_object_get(b, "results")), 0, "but never searched");
+    json_decref(b);
+}
+
+Test(airports_api, by_city)
+{
+    json_t *b;
+    cr_assert_eq(get("/airports/city/london", &b), 200);
+    cr_assert_geq(json_array_size(b), 5);
+    for (size_t i = 0; i < json_array_size(b); i++)
+        cr_assert_str_eq(str(json_array_get(b, i), "city"), "London");
+    cr_assert_str_eq(str(json_array_get(b, 0), "iata_code"), "LHR");
+    json_decref(b);
+    cr_assert_eq(get("/airports/city/Z%C3%BCrich", &b), 200);
+    cr_assert_str_eq(str(json_array_get(b, 0), "iata_code"), "ZRH");
+    json_decref(b);
+    cr_assert_eq(get("/airports/city/zurich", &b), 200);
+    cr_assert_str_eq(str(json_array_get(b, 0), "iata_code"), "ZRH");
+    json_decref(b);
+    cr_assert_eq(get("/airports/city/nowhereville", &b), 200);
+    cr_assert_eq(json_array_size(b), 0);
+    json_decref(b);
+}
+
+/*--- reload ---------------------------------------------------------------------------------*/
+
+Test(airports_api, reload_is_admin_only)
+{
+    json_t *b;
+    cr_assert_eq(req("POST", "/airports/cache/reload", NULL, &b), 401);
+    json_decref(b);
+    char *user = token_for("refapi-user@example.com", false);
+    cr_assert_eq(req("POST", "/airports/cache/reload", user, &b), 403);
+    json_decref(b);
+    free(user);
+    char *admin = token_for("refapi-admin@example.com", true);
+    cr_assert_eq(req("POST", "/airports/cache/reload", admin, &b), 200);
+    cr_assert_str_eq(str(b, "status"), "success");
+    json_int_t n = json_integer_value(json_object_get(b, "airports_loaded"));
+    cr_assert_gt(n, 8000);
+    char msg[64];
+    snprintf(msg, sizeof msg, "Loaded %lld airports into cache", (long long)n);
+    cr_assert_str_eq(str(b, "message"), msg);
+    json_decref(b);
+    free(admin);
+}
+
+typedef struct {
+    volatile bool stop;
+    int requests, errors;
+    char first_error[256];
+} reader_t;
+
+static const char *const reader_queries[] = {"/airports/search?q=lon", "/airports/search/grouped?q=london",
+                                             "/airports/search?q=zurich", "/airports/dub"};
+
+static void *reader(void *arg)
+{
+    reader_t *r = arg;
+    json_t *baseline[4];
+    for (int i = 0; i < 4; i++)
+        get(reader_queries[i], &baseline[i]);
+    for (int i = 0; !r->stop; i = (i + 1) % 4) {
+        json_t *b = NULL;
+        long st = get(reader_queries[i], &b);
+        r->requests++;
+        if (st != 200 || !b || !json_equal(b, baseline[i])) {
+            if (r->errors++ == 0)
+                snprintf(r->first_error, sizeof r->first_error, "%s: status %ld%s", reader_queries[i], st,
+                         st == 200 ? " (body differs)" : "");
+        }
+        json_decref(b);
+    }
+    for (int i = 0; i < 4; i++)
+        json_decref(baseline[i]);
+    return NULL;
+}
+
+Test(airports_api, reload_under_concurrent_reads)
+{
+    reader_t r = {0};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, reader, &r);
+    char *admin = token_for("refapi-admin@example.com", true);
+    usleep(100000);
+    for (int i = 0; i < 4; i++) {
+        json_t *b;
+        cr_assert_eq(req("POST", "/airports/cache/reload", admin, &b), 200);
+        json_decref(b);
+    }
+    usleep(100000);
+    r.stop = true;
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    free(admin);
+    cr_assert_gt(r.requests, 20);
+    cr_assert_eq(r.errors, 0, "%d of %d reads failed, first: %s", r.errors, r.requests, r.first_error);
+}
+
+static int count_in_log(const char *needle)
+{
+    FILE *f = fopen(srv.log_path, "r");
+    char line[4096];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+TestSuite(airports_api_workers, .fini = teardown, .timeout = 120);
+
+Test(airports_api_workers, reload_reaches_every_worker)
+{
+    start_server(2);
+    double deadline = fs_test_now_ms() + 10000;
+    while (count_in_log("reference data loaded") < 2 && fs_test_now_ms() < deadline)
+        usleep(50000);
+    cr_assert_eq(count_in_log("reference data loaded"), 2, "both workers loaded at start");
+    char name[64], sql[256];
+    snprintf(name, sizeof name, "Refapi Renamed %d", (int)getpid());
+    PGconn *c = db();
+    snprintf(sql, sizeof sql, "UPDATE airports SET name = '%s' WHERE iata_code = 'ZZR'", name);
+    exec_ok(c, sql);
+    PQfinish(c);
+    json_t *b;
+    cr_assert_eq(get("/airports/ZZR", &b), 200);
+    cr_assert_str_eq(str(b, "name"), "Refapi Test Airport", "served from memory until the reload");
+    json_decref(b);
+
+    char *admin = token_for("refapi-admin@example.com", true);
+    cr_assert_eq(req("POST", "/airports/cache/reload", admin, &b), 200);
+    json_decref(b);
+    free(admin);
+    /* the other worker reloads on the pub/sub message: wait for its log line, then every
+     * request (new connections, spread over both workers) serves the new name */
+    deadline = fs_test_now_ms() + 10000;
+    while (count_in_log("reference data loaded") < 4 && fs_test_now_ms() < deadline)
+        usleep(50000);
+    cr_assert_eq(count_in_log("reference data loaded"), 4, "both workers reloaded once; see %s", srv.log_path);
+    for (int i = 0; i < 40; i++) {
+        cr_assert_eq(get("/airports/zzr", &b), 200);
+        cr_assert_str_eq(str(b, "name"), name, "request %d", i);
+        json_decref(b);
+    }
+    c = db();
+    exec_ok(c, "UPDATE airports SET name = 'Refapi Test Airport' WHERE iata_code = 'ZZR'");
+    PQfinish(c);
+}
+
+/*--- while loading / database unreachable ---------------------------------------------------*/
+
+TestSuite(airports_api_down, .fini = teardown, .timeout = 60);
+
+Test(airports_api_down, loading_answers_503)
+{
+    static const char *const env[] = {"SECRET_KEY=" SECRET,
+                                      "DATABASE_URL=postgresql:///refapi_no_such_db?host=/nonexistent&user=nobody",
+                                      NULL};
+    cr_assert_eq(fs_test_server_start(&srv, 1, env), 0, "see %s", srv.log_path);
+    const char *paths[] = {"/airports/search?q=dub", "/airports/search/grouped?q=dub", "/airports/popular",
+                           "/airports/dub", "/airports/city/dublin"};
+    for (int i = 0; i < 5; i++) {
+        json_t *b;
+        cr_assert_eq(get(paths[i], &b), 503, "%s", paths[i]);
+        cr_assert_str_eq(str(b, "detail"), "Reference data is loading");
+        json_decref(b);
+    }
+    assert_422("/airports/search?q=d", "q", "string_too_short"); /* validation still answers first */
+}
+
+/* A request that arrives during the worker's first load waits for it instead of failing. */
+Test(airports_api_workers, first_requests_wait_for_the_first_load)
+{
+    ensure_data();
+    cr_assert_eq(fs_test_server_start(&srv, 1, server_env), 0, "see %s", srv.log_path);
+    json_t *b;
+    cr_assert_eq(get("/airports/search?q=dub", &b), 200, "see %s", srv.log_path);
+    cr_assert_str_eq(result_code(b, 0), "DUB");
+    json_decref(b);
+}
