@@ -53,8 +53,8 @@ static void length_error(json_t *errs, const char *name, json_t *v, bool too_sho
     char msg[96];
     snprintf(msg, sizeof msg, "String should have at %s %zu character%s", too_short ? "least" : "most", limit,
              limit == 1 ? "" : "s");
-    fs_acct_error(errs, fs_acct_loc(name, NULL, NULL), too_short ? "string_too_short" : "string_too_long", msg, v,
-                  json_pack("{s:I}", too_short ? "min_length" : "max_length", (json_int_t)limit));
+    fs_acct_error(errs, fs_acct_loc(name, NULL, NULL), too_short ? "string_too_short" : "string_too_long",
+                  msg, v, json_pack("{s:I}", too_short ? "min_length" : "max_length", (json_int_t)limit));
 }
 
 void fs_acct_str(json_t *body, json_t *errs, const char *name, bool required, bool nullable, size_t min,
@@ -71,7 +71,8 @@ void fs_acct_str(json_t *body, json_t *errs, const char *name, bool required, bo
     if (json_is_null(v) && nullable)
         return;
     if (!json_is_string(v)) {
-        fs_acct_error(errs, fs_acct_loc(name, NULL, NULL), "string_type", "Input should be a valid string", v, NULL);
+        fs_acct_error(errs, fs_acct_loc(name, NULL, NULL), "string_type", "Input should be a valid string", v,
+                      NULL);
         return;
     }
     size_t n = fs_acct_utf8_len(json_string_value(v));

@@ -29,7 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define BAD_LOGIN "Incorrect email or password"
+#define BAD_LOGIN   "Incorrect email or password"
 #define BAD_REFRESH "Invalid refresh token"
 
 /* ---- tokens ------------------------------------------------------------------------------- */
@@ -72,8 +72,8 @@ static void reply_tokens(fs_req_t *req, const char *user_id, const char *fam, co
 {
     char *access = sign(FS_JWT_ACCESS, user_id, fam, NULL, t->now, t->access_exp);
     char *refresh = sign(FS_JWT_REFRESH, user_id, fam, refresh_jti, t->now, t->refresh_exp);
-    json_t *body = json_pack("{s:s, s:s, s:s, s:I}", "access_token", access, "refresh_token", refresh, "token_type",
-                             "bearer", "expires_in", (json_int_t)(t->access_exp - t->now));
+    json_t *body = json_pack("{s:s, s:s, s:s, s:I}", "access_token", access, "refresh_token", refresh,
+                             "token_type", "bearer", "expires_in", (json_int_t)(t->access_exp - t->now));
     explicit_bzero(access, strlen(access));
     explicit_bzero(refresh, strlen(refresh));
     free(access);
@@ -149,7 +149,8 @@ static void reg_after_hash(void *arg)
         reg_free(r);
         return;
     }
-    const char *params[] = {r->email, r->hash, r->profile.full_name, r->profile.home_city, r->profile.airport};
+    const char *params[] = {r->email, r->hash, r->profile.full_name, r->profile.home_city,
+                            r->profile.airport};
     fs_pg_query(fs_worker->pg, "acct_register",
                 "INSERT INTO users AS u (email, password_hash, full_name, home_city, home_airport_code) "
                 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (email) DO NOTHING RETURNING " FS_USER_COLUMNS,
@@ -196,8 +197,8 @@ static char *read_email(json_t *body, json_t *errs, bool required)
     const char *why = fs_email_check(email);
     if (why) {
         char *msg = fs_sprintf("value is not a valid email address: %s", why);
-        fs_acct_error(errs, fs_acct_loc("email", NULL, NULL), "value_error", msg, json_object_get(body, "email"),
-                      json_pack("{s:s}", "reason", why));
+        fs_acct_error(errs, fs_acct_loc("email", NULL, NULL), "value_error", msg,
+                      json_object_get(body, "email"), json_pack("{s:s}", "reason", why));
         free(msg);
         free(email);
         return NULL;
@@ -282,13 +283,14 @@ static void login_issue(login_t *l)
     fs_uuid_v4(l->jti);
     char *refresh_exp = fmt_ll(l->times.refresh_exp), *fam_exp = fmt_ll(family_exp(&l->times));
     const char *params[] = {l->fam, l->user.id, l->jti, refresh_exp, fam_exp};
-    fs_pg_query(fs_worker->pg, "acct_login_issue",
-                "WITH pruned AS (DELETE FROM refresh_token_families WHERE user_id = $2 AND expires_at < now()), "
-                "fam AS (INSERT INTO refresh_token_families (id, user_id, expires_at) "
-                "        VALUES ($1, $2, to_timestamp($5)) RETURNING id) "
-                "INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at) "
-                "SELECT $3, id, $2, to_timestamp($4) FROM fam",
-                5, params, login_on_issued, l);
+    fs_pg_query(
+        fs_worker->pg, "acct_login_issue",
+        "WITH pruned AS (DELETE FROM refresh_token_families WHERE user_id = $2 AND expires_at < now()), "
+        "fam AS (INSERT INTO refresh_token_families (id, user_id, expires_at) "
+        "        VALUES ($1, $2, to_timestamp($5)) RETURNING id) "
+        "INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at) "
+        "SELECT $3, id, $2, to_timestamp($4) FROM fam",
+        5, params, login_on_issued, l);
     free(refresh_exp);
     free(fam_exp);
 }
@@ -355,7 +357,8 @@ static void login_on_limit(const fs_ratelimit_verdict_t *v, void *arg)
         snprintf(retry, sizeof retry, "%d", v->retry_after_s);
         fs_info("login refused: too many failures for this %s", v->scope);
         fs_reply_header(l->req, "Retry-After", retry);
-        fs_reply_detail(l->req, 429, "Too many failed login attempts; try again in %d seconds", v->retry_after_s);
+        fs_reply_detail(l->req, 429, "Too many failed login attempts; try again in %d seconds",
+                        v->retry_after_s);
         login_free(l);
         return;
     }
@@ -412,7 +415,8 @@ static bool read_credentials(json_t *body, json_t *errs, const char **user, cons
 {
     bool present;
     const char *grant;
-    const char *user_field = json_object_get(body, "username") || !json_object_get(body, "email") ? "username" : "email";
+    const char *user_field =
+        json_object_get(body, "username") || !json_object_get(body, "email") ? "username" : "email";
     fs_acct_str(body, errs, user_field, true, false, 0, 0, user, &present);
     fs_acct_str(body, errs, "password", true, false, 0, 0, password, &present);
     fs_acct_str(body, errs, "grant_type", false, true, 0, 0, &grant, &present);
@@ -514,17 +518,18 @@ static void refresh_rotate(refresh_t *r)
     fs_uuid_v4(r->jti);
     char *refresh_exp = fmt_ll(r->times.refresh_exp), *fam_exp = fmt_ll(family_exp(&r->times));
     const char *params[] = {r->old.jti, r->old.sub, r->jti, refresh_exp, fam_exp};
-    fs_pg_query(fs_worker->pg, "acct_refresh_rotate",
-                "WITH cur AS (UPDATE refresh_tokens t SET used_at = now() FROM refresh_token_families f "
-                "             WHERE t.jti = $1 AND t.user_id = $2 AND t.used_at IS NULL AND t.revoked_at IS NULL "
-                "               AND t.expires_at > now() AND f.id = t.family_id AND f.revoked_at IS NULL "
-                "             RETURNING t.family_id), "
-                "fam AS (UPDATE refresh_token_families SET expires_at = greatest(expires_at, to_timestamp($5)) "
-                "        WHERE id IN (SELECT family_id FROM cur)), "
-                "ins AS (INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at) "
-                "        SELECT $3, family_id, $2, to_timestamp($4) FROM cur) "
-                "SELECT cur.family_id::text, " FS_USER_COLUMNS " FROM cur JOIN users u ON u.id = $2",
-                5, params, refresh_on_rotate, r);
+    fs_pg_query(
+        fs_worker->pg, "acct_refresh_rotate",
+        "WITH cur AS (UPDATE refresh_tokens t SET used_at = now() FROM refresh_token_families f "
+        "             WHERE t.jti = $1 AND t.user_id = $2 AND t.used_at IS NULL AND t.revoked_at IS NULL "
+        "               AND t.expires_at > now() AND f.id = t.family_id AND f.revoked_at IS NULL "
+        "             RETURNING t.family_id), "
+        "fam AS (UPDATE refresh_token_families SET expires_at = greatest(expires_at, to_timestamp($5)) "
+        "        WHERE id IN (SELECT family_id FROM cur)), "
+        "ins AS (INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at) "
+        "        SELECT $3, family_id, $2, to_timestamp($4) FROM cur) "
+        "SELECT cur.family_id::text, " FS_USER_COLUMNS " FROM cur JOIN users u ON u.id = $2",
+        5, params, refresh_on_rotate, r);
     free(refresh_exp);
     free(fam_exp);
 }
@@ -582,8 +587,10 @@ static bool logout_refresh_jti(fs_req_t *req, const fs_user_t *user, char jti[FS
     bool present;
     fs_acct_str(body, errs, "refresh_token", false, true, 0, 0, &token, &present);
     fs_jwt_claims_t c;
-    if (token && fs_jwt_decode(token, fs_cfg->secret_key, strlen(fs_cfg->secret_key), FS_JWT_REFRESH,
-                               fs_acct_now(), &c) == FS_JWT_OK && strcmp(c.sub, user->id) == 0)
+    if (token &&
+        fs_jwt_decode(token, fs_cfg->secret_key, strlen(fs_cfg->secret_key), FS_JWT_REFRESH, fs_acct_now(),
+                      &c) == FS_JWT_OK &&
+        strcmp(c.sub, user->id) == 0)
         memcpy(jti, c.jti, FS_UUID_LEN);
     json_decref(body);
     return !fs_acct_reply_errors(req, errs);
@@ -597,13 +604,14 @@ static void logout_on_user(fs_req_t *req, const fs_user_t *user, void *arg)
     if (!logout_refresh_jti(req, user, jti))
         return;
     const char *params[] = {user->id, user->session[0] ? user->session : NULL, jti[0] ? jti : NULL};
-    fs_pg_query(fs_worker->pg, "acct_logout",
-                "WITH fam AS (UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = 'logout' "
-                "             WHERE user_id = $1 AND revoked_at IS NULL AND (id = $2::uuid OR id = "
-                "               (SELECT family_id FROM refresh_tokens WHERE jti = $3::uuid)) RETURNING id) "
-                "UPDATE refresh_tokens SET revoked_at = now() "
-                "WHERE family_id IN (SELECT id FROM fam) AND revoked_at IS NULL",
-                3, params, logout_on_revoked, req);
+    fs_pg_query(
+        fs_worker->pg, "acct_logout",
+        "WITH fam AS (UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = 'logout' "
+        "             WHERE user_id = $1 AND revoked_at IS NULL AND (id = $2::uuid OR id = "
+        "               (SELECT family_id FROM refresh_tokens WHERE jti = $3::uuid)) RETURNING id) "
+        "UPDATE refresh_tokens SET revoked_at = now() "
+        "WHERE family_id IN (SELECT id FROM fam) AND revoked_at IS NULL",
+        3, params, logout_on_revoked, req);
 }
 
 static void post_logout(fs_req_t *req)

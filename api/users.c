@@ -22,16 +22,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_TAGS 20
-#define MAX_TAG_LEN 50
+#define MAX_TAGS     20
+#define MAX_TAG_LEN  50
 #define MAX_CONTACTS 5
 
 /* ---- preferences -------------------------------------------------------------------------- */
 
 typedef json_t *(*pref_check_fn)(json_t *v, json_t *errs, const char *key);
 
-static void pref_error(json_t *errs, const char *key, const char *sub, const char *type, const char *msg, json_t *v,
-                       json_t *ctx)
+static void pref_error(json_t *errs, const char *key, const char *sub, const char *type, const char *msg,
+                       json_t *v, json_t *ctx)
 {
     fs_acct_error(errs, fs_acct_loc("preferences", key, sub), type, msg, v, ctx);
 }
@@ -87,8 +87,8 @@ static json_t *check_stops(json_t *v, json_t *errs, const char *key)
         return json_incref(v);
     bool low = n < 0;
     pref_error(errs, key, NULL, low ? "greater_than_equal" : "less_than_equal",
-               low ? "Input should be greater than or equal to 0" : "Input should be less than or equal to 2", v,
-               low ? json_pack("{s:i}", "ge", 0) : json_pack("{s:i}", "le", 2));
+               low ? "Input should be greater than or equal to 0" : "Input should be less than or equal to 2",
+               v, low ? json_pack("{s:i}", "ge", 0) : json_pack("{s:i}", "le", 2));
     return NULL;
 }
 
@@ -101,7 +101,8 @@ static json_t *check_notifications(json_t *v, json_t *errs, const char *key)
     size_t before = json_array_size(errs);
     const char *sub;
     json_t *flag;
-    json_object_foreach(v, sub, flag) {
+    json_object_foreach(v, sub, flag)
+    {
         bool known = strcmp(sub, "email") == 0 || strcmp(sub, "sms") == 0 || strcmp(sub, "push") == 0;
         if (!known)
             pref_error(errs, key, sub, "extra_forbidden", "Extra inputs are not permitted", flag, NULL);
@@ -139,10 +140,11 @@ static bool check_list(json_t *v, json_t *errs, const char *key, size_t max)
     }
     if (json_array_size(v) <= max)
         return true;
-    char *msg = fs_sprintf("List should have at most %zu items after validation, not %zu", max, json_array_size(v));
+    char *msg =
+        fs_sprintf("List should have at most %zu items after validation, not %zu", max, json_array_size(v));
     pref_error(errs, key, NULL, "too_long", msg, v,
-               json_pack("{s:s, s:I, s:I}", "field_type", "List", "max_length", (json_int_t)max, "actual_length",
-                         (json_int_t)json_array_size(v)));
+               json_pack("{s:s, s:I, s:I}", "field_type", "List", "max_length", (json_int_t)max,
+                         "actual_length", (json_int_t)json_array_size(v)));
     free(msg);
     return false;
 }
@@ -154,13 +156,15 @@ static json_t *check_tags(json_t *v, json_t *errs, const char *key)
         return NULL;
     size_t before = json_array_size(errs), i;
     json_t *tag;
-    json_array_foreach(v, i, tag) {
+    json_array_foreach(v, i, tag)
+    {
         char idx[24];
         snprintf(idx, sizeof idx, "%zu", i);
         size_t n = json_is_string(tag) ? fs_acct_utf8_len(json_string_value(tag)) : 0;
         if (pref_string(tag, errs, key, idx) && (n == 0 || n > MAX_TAG_LEN))
             pref_error(errs, key, idx, n ? "string_too_long" : "string_too_short",
-                       n ? "String should have at most 50 characters" : "String should have at least 1 character",
+                       n ? "String should have at most 50 characters"
+                         : "String should have at least 1 character",
                        tag, json_pack("{s:i}", n ? "max_length" : "min_length", n ? MAX_TAG_LEN : 1));
     }
     return json_array_size(errs) == before ? json_incref(v) : NULL;
@@ -177,15 +181,18 @@ static bool check_contact(json_t *c, json_t *errs, const char *key, const char *
     const char *why = norm ? fs_email_check(norm) : "There must be an email address.";
     free(norm);
     if (why)
-        pref_error(errs, key, idx, "value_error", "value is not a valid email address", json_object_get(c, "email"),
-                   json_pack("{s:s}", "reason", why));
+        pref_error(errs, key, idx, "value_error", "value is not a valid email address",
+                   json_object_get(c, "email"), json_pack("{s:s}", "reason", why));
     const char *field;
     json_t *fv;
-    json_object_foreach(c, field, fv) {
+    json_object_foreach(c, field, fv)
+    {
         bool text = strcmp(field, "name") == 0 || strcmp(field, "phone") == 0;
-        if (strcmp(field, "email") != 0 && (!text || !json_is_string(fv) || fs_acct_utf8_len(json_string_value(fv)) > 255)) {
+        if (strcmp(field, "email") != 0 &&
+            (!text || !json_is_string(fv) || fs_acct_utf8_len(json_string_value(fv)) > 255)) {
             pref_error(errs, key, idx, text ? "string_type" : "extra_forbidden",
-                       text ? "Input should be a valid string of at most 255 characters" : "Extra inputs are not permitted",
+                       text ? "Input should be a valid string of at most 255 characters"
+                            : "Extra inputs are not permitted",
                        fv, NULL);
             why = "bad field";
         }
@@ -201,7 +208,8 @@ static json_t *check_contacts(json_t *v, json_t *errs, const char *key)
     bool ok = true;
     size_t i;
     json_t *c;
-    json_array_foreach(v, i, c) {
+    json_array_foreach(v, i, c)
+    {
         char idx[24];
         snprintf(idx, sizeof idx, "%zu", i);
         ok &= check_contact(c, errs, key, idx);
@@ -213,7 +221,7 @@ static const struct {
     const char *key;
     pref_check_fn check;
 } known_prefs[] = {
-    {"currency", check_currency},         {"cabin_class", check_cabin}, {"max_stops", check_stops},
+    {"currency", check_currency},           {"cabin_class", check_cabin}, {"max_stops", check_stops},
     {"notifications", check_notifications}, {"language", check_language}, {"tags", check_tags},
     {"emergency_contacts", check_contacts},
 };
@@ -234,14 +242,15 @@ static json_t *read_preferences(json_t *v, json_t *errs)
     if (json_is_null(v))
         return json_object();
     if (!json_is_object(v)) {
-        fs_acct_error(errs, fs_acct_loc("preferences", NULL, NULL), "dict_type", "Input should be a valid dictionary",
-                      v, NULL);
+        fs_acct_error(errs, fs_acct_loc("preferences", NULL, NULL), "dict_type",
+                      "Input should be a valid dictionary", v, NULL);
         return NULL;
     }
     json_t *out = json_object();
     const char *key;
     json_t *val;
-    json_object_foreach(v, key, val) {
+    json_object_foreach(v, key, val)
+    {
         pref_check_fn check = pref_checker(key);
         if (!check) {
             pref_error(errs, key, NULL, "extra_forbidden", "Extra inputs are not permitted", val, NULL);
@@ -306,11 +315,10 @@ static void patch_on_update(fs_pg_status_t status, PGresult *res, const char *er
 static void patch_update(patch_t *p)
 {
     const fs_acct_profile_t *f = &p->profile;
-    const char *params[] = {p->user_id,
-                            f->full_name_set ? "t" : "f", f->full_name,
-                            f->home_city_set ? "t" : "f", f->home_city,
-                            f->airport_set ? "t" : "f", f->airport,
-                            p->preferences ? "t" : "f", p->preferences};
+    const char *params[] = {
+        p->user_id,    f->full_name_set ? "t" : "f", f->full_name, f->home_city_set ? "t" : "f",
+        f->home_city,  f->airport_set ? "t" : "f",   f->airport,   p->preferences ? "t" : "f",
+        p->preferences};
     fs_pg_query(fs_worker->pg, "users_patch",
                 "UPDATE users u SET "
                 "full_name = CASE WHEN $2::boolean THEN $3 ELSE full_name END, "
@@ -378,8 +386,9 @@ static void patch_me(fs_req_t *req)
 static void recommendations_on_user(fs_req_t *req, const fs_user_t *user, void *arg)
 {
     fs_reply_json(req, 200,
-                  json_pack("{s:o, s:[], s:s}", "user_home", user->home_city ? json_string(user->home_city) : json_null(),
-                            "recommendations", "reason", "No destination data is available yet"));
+                  json_pack("{s:o, s:[], s:s}", "user_home",
+                            user->home_city ? json_string(user->home_city) : json_null(), "recommendations",
+                            "reason", "No destination data is available yet"));
 }
 
 static void get_recommendations(fs_req_t *req)
@@ -409,16 +418,17 @@ static void user_on_admin(fs_req_t *req, const fs_user_t *admin, void *arg)
     const char *id = fs_req_param(req, "user_id");
     if (!fs_uuid_valid(id)) {
         fs_errors_t *e = fs_errors_new();
-        fs_errors_add(e, "path", "user_id", "uuid_parsing",
-                      "Input should be a valid UUID, invalid character: expected an optional prefix of `urn:uuid:` "
-                      "followed by [0-9a-fA-F-]",
-                      json_string(id), NULL);
+        fs_errors_add(
+            e, "path", "user_id", "uuid_parsing",
+            "Input should be a valid UUID, invalid character: expected an optional prefix of `urn:uuid:` "
+            "followed by [0-9a-fA-F-]",
+            json_string(id), NULL);
         fs_errors_reply(req, e);
         return;
     }
     const char *params[] = {id};
-    fs_pg_query(fs_worker->pg, "users_get", "SELECT " FS_USER_COLUMNS " FROM users u WHERE u.id = $1", 1, params,
-                user_on_row, req);
+    fs_pg_query(fs_worker->pg, "users_get", "SELECT " FS_USER_COLUMNS " FROM users u WHERE u.id = $1", 1,
+                params, user_on_row, req);
 }
 
 static void get_user(fs_req_t *req)

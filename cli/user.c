@@ -24,8 +24,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#define MIN_PASSWORD 8
-#define MAX_PASSWORD 100
+#define MIN_PASSWORD   8
+#define MAX_PASSWORD   100
 #define LINE_MAX_BYTES 1024
 
 static void usage(FILE *out)
@@ -117,8 +117,8 @@ static PGconn *connect_or_complain(void)
 
 /* Runs a statement that returns the affected user's id; prints the id. Returns the exit code:
  * 0, 1 when no row came back (`none_msg` then names the problem), 1 on error. */
-static int exec_returning_id(PGconn *conn, const char *sql, int n, const char *const *params, const char *none_msg,
-                             const char *done_msg)
+static int exec_returning_id(PGconn *conn, const char *sql, int n, const char *const *params,
+                             const char *none_msg, const char *done_msg)
 {
     PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
     int rc = 1;
@@ -147,7 +147,8 @@ static int create(const char *email, bool admin)
         return 1;
     size_t len = utf8_len(pw);
     if (len < MIN_PASSWORD || len > MAX_PASSWORD) {
-        fprintf(stderr, "flightshark user: the password must have %d to %d characters\n", MIN_PASSWORD, MAX_PASSWORD);
+        fprintf(stderr, "flightshark user: the password must have %d to %d characters\n", MIN_PASSWORD,
+                MAX_PASSWORD);
         wipe(pw);
         return 1;
     }
@@ -179,7 +180,8 @@ static int set_flag(const char *email, const char *column, bool value, const cha
     PGconn *conn = connect_or_complain();
     if (!conn)
         return 1;
-    char *sql = fs_sprintf("UPDATE users SET %s = $2, updated_at = now() WHERE email = $1 RETURNING id", column);
+    char *sql =
+        fs_sprintf("UPDATE users SET %s = $2, updated_at = now() WHERE email = $1 RETURNING id", column);
     char *none = fs_sprintf("no user with e-mail %s", email);
     const char *p[] = {email, value ? "t" : "f"};
     int rc = exec_returning_id(conn, sql, 2, p, none, done);

@@ -9,6 +9,8 @@
 #include "runtime/alloc.h"
 #include "runtime/log.h"
 
+#define POOL_THREAD_NICE 10
+
 #include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* Jobs submitted but not yet completed: past this, submit refuses (the caller answers 503). */
@@ -79,6 +82,12 @@ static void wake_loop(fs_threadpool_t *p)
 static void *worker_main(void *arg)
 {
     fs_threadpool_t *p = arg;
+    /* Pool work (argon2 hashing, index builds) is throughput work; the loop thread answers
+     * requests. On a machine with as many busy pool threads as cores, equal priority would
+     * let hashing steal the loop's CPU and add milliseconds to every request, so pool threads
+     * run at a lower scheduling priority (Linux applies nice per thread). */
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), POOL_THREAD_NICE) != 0)
+        fs_debug("thread pool: cannot lower thread priority: %s", strerror(errno));
     pthread_mutex_lock(&p->lock);
     for (;;) {
         job_t *j = q_pop(&p->todo);

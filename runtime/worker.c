@@ -191,10 +191,12 @@ failed_http:
     fs_router_free(wk->router);
     fs_peer_free(wk->peer);
     fs_actor_system_free(wk->actors);
+    /* The thread pool goes first: its last completions (a login's hash, a reference data
+     * load) may still query PostgreSQL or Redis, which must exist until they have run. */
+    fs_threadpool_free(wk->pool);
     fs_refdata_live_stop();
     fs_redis_free(wk->redis);
     fs_pg_pool_free(wk->pg);
-    fs_threadpool_free(wk->pool);
     fs_metrics_free(wk->metrics);
     event_base_free(wk->base);
     free(wk);

@@ -11,7 +11,7 @@
 #include <time.h>
 
 #define NOT_AUTHENTICATED "Not authenticated"
-#define BAD_CREDENTIALS "Could not validate credentials"
+#define BAD_CREDENTIALS   "Could not validate credentials"
 
 /* ---- users ------------------------------------------------------------------------------- */
 
@@ -55,10 +55,10 @@ static json_t *str_or_null(const char *s)
 
 json_t *fs_user_json(const fs_user_t *u)
 {
-    return json_pack("{s:s, s:s, s:o, s:o, s:o, s:O, s:b, s:b, s:s}", "id", u->id, "email", u->email, "full_name",
-                     str_or_null(u->full_name), "home_city", str_or_null(u->home_city), "home_airport_code",
-                     str_or_null(u->home_airport_code), "preferences", u->preferences, "is_active", u->is_active,
-                     "is_admin", u->is_admin, "created_at", u->created_at);
+    return json_pack("{s:s, s:s, s:o, s:o, s:o, s:O, s:b, s:b, s:s}", "id", u->id, "email", u->email,
+                     "full_name", str_or_null(u->full_name), "home_city", str_or_null(u->home_city),
+                     "home_airport_code", str_or_null(u->home_airport_code), "preferences", u->preferences,
+                     "is_active", u->is_active, "is_admin", u->is_admin, "created_at", u->created_at);
 }
 
 /* ---- replies ----------------------------------------------------------------------------- */
@@ -73,7 +73,7 @@ void fs_auth_reply_pg_error(fs_req_t *req, fs_pg_status_t status, const char *er
 {
     if (status == FS_PG_ERROR) {
         fs_error("account query failed: %s", error ? error : "unknown error");
-        fs_reply_detail(req, 500, "Internal Server Error");
+        fs_reply_raw(req, 500, "text/plain; charset=utf-8", "Internal Server Error", 21);
         return;
     }
     fs_reply_unavailable(req, 5, "Database unavailable");
@@ -89,10 +89,9 @@ typedef struct {
     char session[FS_UUID_LEN];
 } guard_t;
 
-static const char USER_SQL[] =
-    "SELECT " FS_USER_COLUMNS ", EXISTS (SELECT 1 FROM refresh_token_families f "
-    "WHERE f.id = $2::uuid AND f.revoked_at IS NOT NULL) "
-    "FROM users u WHERE u.id = $1::uuid";
+static const char USER_SQL[] = "SELECT " FS_USER_COLUMNS ", EXISTS (SELECT 1 FROM refresh_token_families f "
+                               "WHERE f.id = $2::uuid AND f.revoked_at IS NOT NULL) "
+                               "FROM users u WHERE u.id = $1::uuid";
 
 static void guard_on_user(fs_pg_status_t status, PGresult *res, const char *error, void *arg)
 {

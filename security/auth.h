@@ -40,16 +40,16 @@
 
 /* A row of `users` as the API shows it (password_hash is never loaded into this). */
 typedef struct fs_user {
-    char id[FS_UUID_LEN];        /** UUID, lower-case */
-    char *email;                 /** normalized: trimmed, lower-case */
-    char *full_name;             /** NULL when unset */
-    char *home_city;             /** NULL when unset */
-    char *home_airport_code;     /** NULL when unset */
-    json_t *preferences;         /** a JSON object (never NULL) */
+    char id[FS_UUID_LEN];    /** UUID, lower-case */
+    char *email;             /** normalized: trimmed, lower-case */
+    char *full_name;         /** NULL when unset */
+    char *home_city;         /** NULL when unset */
+    char *home_airport_code; /** NULL when unset */
+    json_t *preferences;     /** a JSON object (never NULL) */
     bool is_active, is_admin;
-    char created_at[40];         /** ISO 8601, UTC, "2025-01-31T12:00:00.000000Z" */
-    char session[FS_UUID_LEN];   /** the session (refresh-token family) of the access token that
-                                     authenticated this request; "" otherwise */
+    char created_at[40];       /** ISO 8601, UTC, "2025-01-31T12:00:00.000000Z" */
+    char session[FS_UUID_LEN]; /** the session (refresh-token family) of the access token that
+                                   authenticated this request; "" otherwise */
 } fs_user_t;
 
 /* Called only when the caller is authenticated (and an admin, when asked). `user` is valid
@@ -65,7 +65,7 @@ void fs_auth_require(fs_req_t *req, bool admin, fs_auth_cb cb, void *arg);
 /* ---- users, shared by the account endpoints --------------------------------------------- */
 
 /* The SELECT list that fs_user_from_row reads, for a `users` table aliased `u`. */
-#define FS_USER_COLUMNS                                                                                         \
+#define FS_USER_COLUMNS                                                                                      \
     "u.id::text, u.email, u.full_name, u.home_city, u.home_airport_code, u.preferences::text, u.is_active, " \
     "u.is_admin, to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 #define FS_USER_NCOLUMNS 9
@@ -81,7 +81,8 @@ json_t *fs_user_json(const fs_user_t *u);
 /* Sends the 401 with `detail` and `WWW-Authenticate: Bearer`. */
 void fs_auth_reply_401(fs_req_t *req, const char *detail);
 /* Answers a failed PostgreSQL query: 503 + Retry-After when the database is unreachable,
- * busy or timed out, 500 (logged) when it refused the statement. */
+ * busy or timed out; 500 "Internal Server Error" in plain text (as the original's unhandled
+ * errors), logged, when it refused the statement. */
 void fs_auth_reply_pg_error(fs_req_t *req, fs_pg_status_t status, const char *error);
 
 #endif

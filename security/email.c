@@ -77,7 +77,8 @@ static const char *check_domain(const char *s)
     bool letter = false;
     for (const char *p = dot + 1; *p; p++)
         letter |= isalpha((unsigned char)*p) != 0;
-    return letter ? NULL : "The part after the @-sign is not valid. It is not within a valid top-level domain.";
+    return letter ? NULL
+                  : "The part after the @-sign is not valid. It is not within a valid top-level domain.";
 }
 
 const char *fs_email_check(const char *email)

@@ -81,8 +81,8 @@ static char *b64url_json(json_t *j)
 char *fs_jwt_encode(const fs_jwt_claims_t *c, const char *key, size_t key_len)
 {
     json_t *payload = json_pack("{s:s, s:s, s:I, s:I, s:s}", "sub", c->sub, "type",
-                                c->type == FS_JWT_ACCESS ? "access" : "refresh", "iat", (json_int_t)c->iat, "exp",
-                                (json_int_t)c->exp, "jti", c->jti);
+                                c->type == FS_JWT_ACCESS ? "access" : "refresh", "iat", (json_int_t)c->iat,
+                                "exp", (json_int_t)c->exp, "jti", c->jti);
     if (c->fam[0])
         json_object_set_new(payload, "fam", json_string(c->fam));
     char *head = b64url_json(json_pack("{s:s, s:s}", "alg", "HS256", "typ", "JWT"));
@@ -123,7 +123,8 @@ static fs_jwt_rc_t check_header(const char *part, size_t len)
     if (!h)
         return FS_JWT_MALFORMED;
     const char *alg = json_string_value(json_object_get(h, "alg"));
-    fs_jwt_rc_t rc = alg && strcmp(alg, "HS256") == 0 && !json_object_get(h, "crit") ? FS_JWT_OK : FS_JWT_BAD_ALG;
+    fs_jwt_rc_t rc =
+        alg && strcmp(alg, "HS256") == 0 && !json_object_get(h, "crit") ? FS_JWT_OK : FS_JWT_BAD_ALG;
     json_decref(h);
     return rc;
 }
@@ -203,14 +204,22 @@ fs_jwt_rc_t fs_jwt_decode(const char *token, const char *key, size_t key_len, fs
 const char *fs_jwt_strerror(fs_jwt_rc_t rc)
 {
     switch (rc) {
-    case FS_JWT_OK: return "ok";
-    case FS_JWT_MALFORMED: return "malformed token";
-    case FS_JWT_BAD_ALG: return "algorithm not allowed";
-    case FS_JWT_BAD_SIGNATURE: return "bad signature";
-    case FS_JWT_EXPIRED: return "expired";
-    case FS_JWT_WRONG_TYPE: return "wrong token type";
-    case FS_JWT_BAD_CLAIMS: return "missing or invalid claims";
-    case FS_JWT_NOT_YET_VALID: return "issued in the future";
+    case FS_JWT_OK:
+        return "ok";
+    case FS_JWT_MALFORMED:
+        return "malformed token";
+    case FS_JWT_BAD_ALG:
+        return "algorithm not allowed";
+    case FS_JWT_BAD_SIGNATURE:
+        return "bad signature";
+    case FS_JWT_EXPIRED:
+        return "expired";
+    case FS_JWT_WRONG_TYPE:
+        return "wrong token type";
+    case FS_JWT_BAD_CLAIMS:
+        return "missing or invalid claims";
+    case FS_JWT_NOT_YET_VALID:
+        return "issued in the future";
     }
     return "unknown";
 }
@@ -224,8 +233,8 @@ void fs_uuid_v4(char out[FS_UUID_LEN])
         abort(); /* no CSPRNG: nothing secure can be issued */
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, FS_UUID_LEN, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    snprintf(out, FS_UUID_LEN, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 bool fs_uuid_valid(const char *s)

@@ -26,17 +26,17 @@
 typedef enum { FS_JWT_ACCESS, FS_JWT_REFRESH } fs_jwt_type_t;
 
 typedef struct fs_jwt_claims {
-    char sub[FS_UUID_LEN];   /** user id (a UUID; anything else is refused on decode) */
-    char jti[FS_UUID_LEN];   /** token id */
-    char fam[FS_UUID_LEN];   /** session (refresh-token family); "" when absent */
-    fs_jwt_type_t type;      /** access or refresh */
-    long long iat, exp;      /** Unix seconds */
+    char sub[FS_UUID_LEN]; /** user id (a UUID; anything else is refused on decode) */
+    char jti[FS_UUID_LEN]; /** token id */
+    char fam[FS_UUID_LEN]; /** session (refresh-token family); "" when absent */
+    fs_jwt_type_t type;    /** access or refresh */
+    long long iat, exp;    /** Unix seconds */
 } fs_jwt_claims_t;
 
 typedef enum {
     FS_JWT_OK = 0,
-    FS_JWT_MALFORMED = -1,     /* not three base64url parts of JSON objects, or too long */
-    FS_JWT_BAD_ALG = -2,       /* header alg is not exactly HS256 (or crit is present) */
+    FS_JWT_MALFORMED = -1, /* not three base64url parts of JSON objects, or too long */
+    FS_JWT_BAD_ALG = -2,   /* header alg is not exactly HS256 (or crit is present) */
     FS_JWT_BAD_SIGNATURE = -3,
     FS_JWT_EXPIRED = -4,       /* exp + leeway is in the past */
     FS_JWT_WRONG_TYPE = -5,    /* access presented where refresh is expected, or the reverse */

@@ -13,8 +13,8 @@
 #define SALT_LEN 16
 #define HASH_LEN 32
 /* Ceiling for parameters read back from a stored hash (see fs_password_verify). */
-#define MAX_MEMORY_KIB (1024u * 1024u)
-#define MAX_TIME_COST 64u
+#define MAX_MEMORY_KIB  (1024u * 1024u)
+#define MAX_TIME_COST   64u
 #define MAX_PARALLELISM 64u
 
 fs_password_params_t fs_password_params_from_config(void)
@@ -40,7 +40,8 @@ char *fs_password_hash(const char *password, size_t len, const fs_password_param
     unsigned char salt[SALT_LEN];
     if (RAND_bytes(salt, sizeof salt) != 1)
         return NULL;
-    size_t enc_len = argon2_encodedlen(p->time_cost, p->memory_kib, p->parallelism, SALT_LEN, HASH_LEN, Argon2_id);
+    size_t enc_len =
+        argon2_encodedlen(p->time_cost, p->memory_kib, p->parallelism, SALT_LEN, HASH_LEN, Argon2_id);
     char *out = fs_malloc(enc_len);
     int rc = argon2id_hash_encoded(p->time_cost, p->memory_kib, p->parallelism, password, len, salt, SALT_LEN,
                                    HASH_LEN, out, enc_len);
@@ -59,7 +60,8 @@ static bool read_params(const char *encoded, fs_password_params_t *p)
                &used) != 3 ||
         used == 0)
         return false;
-    return p->memory_kib <= MAX_MEMORY_KIB && p->time_cost <= MAX_TIME_COST && p->parallelism <= MAX_PARALLELISM;
+    return p->memory_kib <= MAX_MEMORY_KIB && p->time_cost <= MAX_TIME_COST &&
+           p->parallelism <= MAX_PARALLELISM;
 }
 
 fs_password_rc_t fs_password_verify(const char *encoded, const char *password, size_t len)
@@ -69,11 +71,15 @@ fs_password_rc_t fs_password_verify(const char *encoded, const char *password, s
         return FS_PASSWORD_MALFORMED;
     int rc = argon2id_verify(encoded, password, len);
     switch (rc) {
-    case ARGON2_OK: return FS_PASSWORD_OK;
-    case ARGON2_VERIFY_MISMATCH: return FS_PASSWORD_MISMATCH;
+    case ARGON2_OK:
+        return FS_PASSWORD_OK;
+    case ARGON2_VERIFY_MISMATCH:
+        return FS_PASSWORD_MISMATCH;
     case ARGON2_MEMORY_ALLOCATION_ERROR:
-    case ARGON2_THREAD_FAIL: return FS_PASSWORD_FAILED;
-    default: return FS_PASSWORD_MALFORMED;
+    case ARGON2_THREAD_FAIL:
+        return FS_PASSWORD_FAILED;
+    default:
+        return FS_PASSWORD_MALFORMED;
     }
 }
 

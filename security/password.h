@@ -21,7 +21,7 @@ typedef struct fs_password_params {
 
 /* The floor below which parameters are refused: OWASP's Argon2id equivalents all have
  * memory × passes of at least 7 MiB × 5 (9 MiB × 4, 12 MiB × 3, 19 MiB × 2, 46 MiB × 1). */
-#define FS_PASSWORD_MIN_MEMORY_KIB 7168u
+#define FS_PASSWORD_MIN_MEMORY_KIB   7168u
 #define FS_PASSWORD_MIN_COST_PRODUCT (7168u * 5u)
 
 typedef enum {

@@ -12,13 +12,12 @@
 #include <time.h>
 
 /* Both scripts take KEYS = {account, address}. */
-static const char CHECK_SCRIPT[] =
-    "local out = {}\n"
-    "for i, k in ipairs(KEYS) do\n"
-    "  out[2*i-1] = tonumber(redis.call('GET', k) or '0')\n"
-    "  out[2*i] = redis.call('TTL', k)\n"
-    "end\n"
-    "return out\n";
+static const char CHECK_SCRIPT[] = "local out = {}\n"
+                                   "for i, k in ipairs(KEYS) do\n"
+                                   "  out[2*i-1] = tonumber(redis.call('GET', k) or '0')\n"
+                                   "  out[2*i] = redis.call('TTL', k)\n"
+                                   "end\n"
+                                   "return out\n";
 
 /* A key that somehow lost its TTL (TTL -1) gets one again rather than locking forever. */
 static const char FAIL_SCRIPT[] =
@@ -103,8 +102,8 @@ static void on_reply(redisReply *r, const char *error, void *arg)
     free(p);
 }
 
-static void run_script(fs_redis_t *r, const char *script, const char *email, const char *ip, fs_ratelimit_cb cb,
-                       void *arg)
+static void run_script(fs_redis_t *r, const char *script, const char *email, const char *ip,
+                       fs_ratelimit_cb cb, void *arg)
 {
     pending_t *p = FS_NEW(pending_t);
     p->cb = cb;
@@ -123,7 +122,8 @@ void fs_ratelimit_login_check(fs_redis_t *r, const char *email, const char *ip, 
     run_script(r, CHECK_SCRIPT, email, ip, cb, arg);
 }
 
-void fs_ratelimit_login_failed(fs_redis_t *r, const char *email, const char *ip, fs_ratelimit_cb cb, void *arg)
+void fs_ratelimit_login_failed(fs_redis_t *r, const char *email, const char *ip, fs_ratelimit_cb cb,
+                               void *arg)
 {
     run_script(r, FAIL_SCRIPT, email, ip, cb, arg);
 }

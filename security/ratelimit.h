@@ -19,21 +19,23 @@
 typedef struct fs_redis fs_redis_t;
 
 typedef struct fs_ratelimit_verdict {
-    bool limited;        /** a limit has been reached: refuse */
-    int retry_after_s;   /** when limited: seconds until the window ends (>= 1) */
-    const char *scope;   /** when limited: "account" or "address" (static) */
-    bool unavailable;    /** Redis did not answer (the verdict is then "not limited") */
+    bool limited;      /** a limit has been reached: refuse */
+    int retry_after_s; /** when limited: seconds until the window ends (>= 1) */
+    const char *scope; /** when limited: "account" or "address" (static) */
+    bool unavailable;  /** Redis did not answer (the verdict is then "not limited") */
 } fs_ratelimit_verdict_t;
 
 /* Runs exactly once, on the loop, never before the call that takes it returns. */
 typedef void (*fs_ratelimit_cb)(const fs_ratelimit_verdict_t *v, void *arg);
 
 /* Is a login for `email` (normalized) from `ip` allowed right now? */
-void fs_ratelimit_login_check(fs_redis_t *r, const char *email, const char *ip, fs_ratelimit_cb cb, void *arg);
+void fs_ratelimit_login_check(fs_redis_t *r, const char *email, const char *ip, fs_ratelimit_cb cb,
+                              void *arg);
 
 /* Counts one failed login for both scopes. The verdict says whether the *next* attempt will be
  * refused (this one has been answered already). `cb` may be NULL. */
-void fs_ratelimit_login_failed(fs_redis_t *r, const char *email, const char *ip, fs_ratelimit_cb cb, void *arg);
+void fs_ratelimit_login_failed(fs_redis_t *r, const char *email, const char *ip, fs_ratelimit_cb cb,
+                               void *arg);
 
 /* A successful login clears the account's counter (not the address's: otherwise one valid
  * account would let an attacker reset the address limit between guesses). Fire and forget. */

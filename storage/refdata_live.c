@@ -352,9 +352,9 @@ void fs_refdata_live_stop(void)
     free_waiters(L.cur);
     free_waiters(L.next);
     free_waiters(L.first);
+    L.wk = NULL; /* from here on releases free inline: the worker's thread pool is gone */
     ref_drop(L.current);
     L.current = NULL;
-    L.wk = NULL; /* later releases free inline: the thread pool is about to go */
     free(L.url);
     L.url = NULL;
 }

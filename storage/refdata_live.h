@@ -34,7 +34,8 @@ void fs_refdata_live_start(fs_worker_t *wk);
 
 /* Drops the current bundle and the subscription. Reload callbacks still waiting are not called
  * (their requests died with the HTTP server). Bundles still referenced by fs_refdata_acquire
- * holders are freed by their last release. Call before the storage and thread pool are freed. */
+ * holders are freed by their last release. Call after the worker's thread pool is freed (so no
+ * load completes later) and before the Redis client it subscribed with is freed. */
 void fs_refdata_live_stop(void);
 
 /* The current bundle, NULL until the first load has finished. Valid until the current loop

@@ -20,11 +20,12 @@
  * the failures of one test never lock out another; tests of the limits override them. */
 #define ACCT_FAST_ARGON2 "ARGON2_MEMORY_KIB=7168", "ARGON2_TIME_COST=5"
 
-static inline long acct_http(const fs_test_server_t *s, const char *method, const char *path, const char *ctype,
-                             const char *body, const char *bearer, fs_test_resp_t *r)
+static inline long acct_http(const fs_test_server_t *s, const char *method, const char *path,
+                             const char *ctype, const char *body, const char *bearer, fs_test_resp_t *r)
 {
     char url[512], ct[128];
-    char *auth = bearer ? fs_sprintf("Authorization: %s%s", strchr(bearer, ' ') ? "" : "Bearer ", bearer) : NULL;
+    char *auth =
+        bearer ? fs_sprintf("Authorization: %s%s", strchr(bearer, ' ') ? "" : "Bearer ", bearer) : NULL;
     const char *h[3];
     int n = 0;
     snprintf(url, sizeof url, "%s%s", s->url, path);
@@ -53,8 +54,8 @@ static inline void acct_assert_healthy(const fs_test_server_t *s)
 
 /* A JSON request; the parsed answer in *out (may be NULL). `bearer` is a token, or a whole
  * Authorization value when it contains a space ("Basic abc"). */
-static inline long acct_json(const fs_test_server_t *s, const char *method, const char *path, const char *body,
-                             const char *bearer, json_t **out)
+static inline long acct_json(const fs_test_server_t *s, const char *method, const char *path,
+                             const char *body, const char *bearer, json_t **out)
 {
     fs_test_resp_t r;
     long status = acct_http(s, method, path, body ? "application/json" : NULL, body, bearer, &r);
@@ -75,11 +76,13 @@ static inline bool acct_has_error(json_t *j, const char *loc_path, const char *t
 {
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(j, "detail"), i, e) {
+    json_array_foreach(json_object_get(j, "detail"), i, e)
+    {
         char path[256] = "";
         size_t k;
         json_t *part;
-        json_array_foreach(json_object_get(e, "loc"), k, part) {
+        json_array_foreach(json_object_get(e, "loc"), k, part)
+        {
             char piece[64];
             if (json_is_integer(part))
                 snprintf(piece, sizeof piece, "%s%lld", k ? "/" : "", (long long)json_integer_value(part));
@@ -87,7 +90,8 @@ static inline bool acct_has_error(json_t *j, const char *loc_path, const char *t
                 snprintf(piece, sizeof piece, "%s%s", k ? "/" : "", json_string_value(part));
             strncat(path, piece, sizeof path - strlen(path) - 1);
         }
-        if (strcmp(path, loc_path) == 0 && (!type || strcmp(json_string_value(json_object_get(e, "type")), type) == 0))
+        if (strcmp(path, loc_path) == 0 &&
+            (!type || strcmp(json_string_value(json_object_get(e, "type")), type) == 0))
             return true;
     }
     return false;
@@ -112,8 +116,8 @@ static inline json_t *acct_register(const fs_test_server_t *s, const char *email
 }
 
 /* Form login; on 200 the tokens are copied into *access / *refresh (caller frees). */
-static inline long acct_login(const fs_test_server_t *s, const char *email, const char *password, char **access,
-                              char **refresh)
+static inline long acct_login(const fs_test_server_t *s, const char *email, const char *password,
+                              char **access, char **refresh)
 {
     if (access)
         *access = NULL;
@@ -172,7 +176,8 @@ static inline void acct_airport(const char *code, bool active)
 }
 
 /* A token signed with the server's SECRET_KEY, as an attacker who knew nothing else could not. */
-static inline char *acct_sign(const char *sub, const char *fam, fs_jwt_type_t type, long long iat, long long exp)
+static inline char *acct_sign(const char *sub, const char *fam, fs_jwt_type_t type, long long iat,
+                              long long exp)
 {
     fs_jwt_claims_t c = {.type = type, .iat = iat, .exp = exp};
     snprintf(c.sub, sizeof c.sub, "%s", sub);

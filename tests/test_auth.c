@@ -54,7 +54,8 @@ Test(auth, register_login_me_refresh_reuse_logout, .init = start_default, .fini 
     char *lower = fs_strdup(email);
     for (char *c = lower; *c; c++)
         *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-    cr_assert_str_eq(json_string_value(json_object_get(user, "email")), lower, "e-mails are trimmed and lower-cased");
+    cr_assert_str_eq(json_string_value(json_object_get(user, "email")), lower,
+                     "e-mails are trimmed and lower-cased");
     cr_assert_str_eq(json_string_value(json_object_get(user, "home_airport_code")), "Q9A");
     cr_assert_str_eq(json_string_value(json_object_get(user, "full_name")), "Ann");
     cr_assert(json_is_false(json_object_get(user, "is_admin")), "is_admin cannot be set by registering");
@@ -94,7 +95,8 @@ Test(auth, register_login_me_refresh_reuse_logout, .init = start_default, .fini 
     cr_assert_eq(acct_refresh(&srv, refresh, &got), 401);
     cr_assert_str_eq(acct_detail(got), "Invalid refresh token");
     json_decref(got);
-    cr_assert_eq(acct_refresh(&srv, refresh2, &got), 401, "the newest refresh token of a reused family is revoked");
+    cr_assert_eq(acct_refresh(&srv, refresh2, &got), 401,
+                 "the newest refresh token of a reused family is revoked");
     json_decref(got);
     {
         long st_ = me(access2, &got);
@@ -148,14 +150,15 @@ Test(auth, logout_without_body_ends_the_session_of_the_access_token, .init = sta
 
 Test(auth, expires_in_matches_the_token_lifetime, .fini = stop)
 {
-    static const char *const env[] = {ACCT_FAST_ARGON2, "ACCESS_TOKEN_EXPIRE_MINUTES=15", "REFRESH_TOKEN_EXPIRE_DAYS=2",
-                                      NULL};
+    static const char *const env[] = {ACCT_FAST_ARGON2, "ACCESS_TOKEN_EXPIRE_MINUTES=15",
+                                      "REFRESH_TOKEN_EXPIRE_DAYS=2", NULL};
     start_with(1, env);
     char *email = acct_unique_email("life");
     json_decref(acct_register(&srv, email, "password-1"));
     char *body = fs_sprintf("username=%s&password=password-1", email);
     fs_test_resp_t r;
-    cr_assert_eq(acct_http(&srv, "POST", "/auth/login", "application/x-www-form-urlencoded", body, NULL, &r), 200);
+    cr_assert_eq(acct_http(&srv, "POST", "/auth/login", "application/x-www-form-urlencoded", body, NULL, &r),
+                 200);
     char cache[64];
     cr_assert_str_eq(fs_test_resp_header(&r, "Cache-Control", cache, sizeof cache), "no-store");
     json_t *tok = fs_test_resp_json(&r);
@@ -164,15 +167,18 @@ Test(auth, expires_in_matches_the_token_lifetime, .fini = stop)
     const char *key = fs_test_env("SECRET_KEY");
     fs_jwt_claims_t a, rf;
     cr_assert_eq(fs_jwt_decode(json_string_value(json_object_get(tok, "access_token")), key, strlen(key),
-                               FS_JWT_ACCESS, time(NULL), &a), FS_JWT_OK);
+                               FS_JWT_ACCESS, time(NULL), &a),
+                 FS_JWT_OK);
     cr_assert_eq(a.exp - a.iat, 900);
     cr_assert_eq(fs_jwt_decode(json_string_value(json_object_get(tok, "refresh_token")), key, strlen(key),
-                               FS_JWT_REFRESH, time(NULL), &rf), FS_JWT_OK);
+                               FS_JWT_REFRESH, time(NULL), &rf),
+                 FS_JWT_OK);
     cr_assert_eq(rf.exp - rf.iat, 2 * 86400);
     cr_assert_str_eq(a.fam, rf.fam);
     json_t *pair;
     cr_assert_eq(acct_refresh(&srv, json_string_value(json_object_get(tok, "refresh_token")), &pair), 200);
-    cr_assert_eq(json_integer_value(json_object_get(pair, "expires_in")), 900, "same on refresh (unlike the original)");
+    cr_assert_eq(json_integer_value(json_object_get(pair, "expires_in")), 900,
+                 "same on refresh (unlike the original)");
     json_decref(pair);
     json_decref(tok);
     free(email), free(body);
@@ -203,7 +209,8 @@ Test(auth, wrong_password_and_unknown_email_look_the_same, .init = start_default
     for (int i = 0; i < 2; i++) {
         fs_test_resp_t r;
         char *body = fs_sprintf("username=%s&password=wrong-password", who[i]);
-        cr_assert_eq(acct_http(&srv, "POST", "/auth/login", "application/x-www-form-urlencoded", body, NULL, &r), 401);
+        cr_assert_eq(
+            acct_http(&srv, "POST", "/auth/login", "application/x-www-form-urlencoded", body, NULL, &r), 401);
         char h[64];
         cr_assert_str_eq(fs_test_resp_header(&r, "WWW-Authenticate", h, sizeof h), "Bearer");
         cr_assert_str_eq(r.body, "{\"detail\":\"Incorrect email or password\"}");
@@ -211,16 +218,18 @@ Test(auth, wrong_password_and_unknown_email_look_the_same, .init = start_default
         free(body);
     }
     /* medians of a few attempts: an unknown e-mail is verified against a dummy hash */
-    double known[7], unknown[7];
+    double known[9], unknown[9];
     long st;
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 9; i++) {
         known[i] = timed_login(email, "wrong-password", &st);
         unknown[i] = timed_login(ghost, "wrong-password", &st);
     }
-    qsort(known, 7, sizeof(double), cmp_double);
-    qsort(unknown, 7, sizeof(double), cmp_double);
-    cr_assert_gt(unknown[3], known[3] * 0.6, "unknown %.1f ms vs known %.1f ms", unknown[3], known[3]);
-    cr_assert_gt(known[3], unknown[3] * 0.6, "unknown %.1f ms vs known %.1f ms", unknown[3], known[3]);
+    qsort(known, 9, sizeof(double), cmp_double);
+    qsort(unknown, 9, sizeof(double), cmp_double);
+    cr_log_info("median failed login: known e-mail %.1f ms, unknown %.1f ms", known[4], unknown[4]);
+    /* without the dummy hash an unknown e-mail answers ~20x faster; 2x covers noise */
+    cr_assert_gt(unknown[4], known[4] * 0.5, "unknown %.1f ms vs known %.1f ms", unknown[4], known[4]);
+    cr_assert_gt(known[4], unknown[4] * 0.5, "unknown %.1f ms vs known %.1f ms", unknown[4], known[4]);
     free(email), free(ghost);
     acct_assert_healthy(&srv);
 }
@@ -239,7 +248,9 @@ Test(auth, login_validation_errors, .init = start_default, .fini = stop)
     cr_assert(acct_has_error(j, "body/username", "missing") && acct_has_error(j, "body/password", "missing"));
     json_decref(j);
     fs_test_resp_free(&r);
-    cr_assert_eq(acct_http(&srv, "POST", "/auth/login", form, "username=a&password=b&grant_type=client", NULL, &r), 422);
+    cr_assert_eq(
+        acct_http(&srv, "POST", "/auth/login", form, "username=a&password=b&grant_type=client", NULL, &r),
+        422);
     j = fs_test_resp_json(&r);
     cr_assert(acct_has_error(j, "body/grant_type", "string_pattern_mismatch"), "%s", r.body);
     json_decref(j);
@@ -267,8 +278,10 @@ static void assert_refused(const char *authorization, const char *detail)
     fs_test_resp_t r;
     long st = acct_http(&srv, "GET", "/users/me", NULL, NULL, authorization, &r);
     json_t *j = fs_test_resp_json(&r);
-    cr_assert_eq(st, 401, "Authorization '%.60s': %ld %s", authorization ? authorization : "(none)", st, r.body);
-    cr_assert_str_eq(acct_detail(j), detail, "Authorization '%.60s'", authorization ? authorization : "(none)");
+    cr_assert_eq(st, 401, "Authorization '%.60s': %ld %s", authorization ? authorization : "(none)", st,
+                 r.body);
+    cr_assert_str_eq(acct_detail(j), detail, "Authorization '%.60s'",
+                     authorization ? authorization : "(none)");
     char h[64];
     cr_assert_str_eq(fs_test_resp_header(&r, "WWW-Authenticate", h, sizeof h), "Bearer");
     json_decref(j);
@@ -317,8 +330,9 @@ Test(auth, guard_refuses_every_bad_credential, .init = start_default, .fini = st
     *sig = *sig == 'A' ? 'B' : 'A';
     assert_refused(tampered, "Could not validate credentials");
     /* tampered payload: another user's id with the original signature */
-    char *payload = fs_sprintf("{\"sub\":\"%s\",\"type\":\"access\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"%s\"}",
-                               "00000000-0000-4000-8000-000000000000", now, now + 600, uid);
+    char *payload =
+        fs_sprintf("{\"sub\":\"%s\",\"type\":\"access\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"%s\"}",
+                   "00000000-0000-4000-8000-000000000000", now, now + 600, uid);
     char *p64 = b64url(payload);
     const char *dot1 = strchr(access, '.'), *dot2 = strrchr(access, '.');
     char *swapped = fs_sprintf("%.*s.%s%s", (int)(dot1 - access), access, p64, dot2);
@@ -472,10 +486,12 @@ Test(auth, registration_validation, .init = start_default, .fini = stop)
     char pw101[128];
     memset(pw101, 'p', 101);
     pw101[101] = '\0';
-    char *body = fs_sprintf("{\"email\":\"ok@example.com\",\"password\":\"%s\",\"full_name\":\"%s\"}", pw101, long_name);
+    char *body = fs_sprintf("{\"email\":\"ok@example.com\",\"password\":\"%s\",\"full_name\":\"%s\"}", pw101,
+                            long_name);
     json_t *j;
     cr_assert_eq(acct_json(&srv, "POST", "/auth/register", body, NULL, &j), 422);
-    cr_assert(acct_has_error(j, "body/password", "string_too_long") && acct_has_error(j, "body/full_name", "string_too_long"),
+    cr_assert(acct_has_error(j, "body/password", "string_too_long") &&
+                  acct_has_error(j, "body/full_name", "string_too_long"),
               "all errors are reported together");
     json_decref(j);
     free(body);
@@ -483,15 +499,19 @@ Test(auth, registration_validation, .init = start_default, .fini = stop)
     const char *codes[] = {"Q9X", "Q9B"};
     for (int i = 0; i < 2; i++) {
         char *email = acct_unique_email("airport");
-        body = fs_sprintf("{\"email\":\"%s\",\"password\":\"password-1\",\"home_airport_code\":\"%s\"}", email, codes[i]);
+        body = fs_sprintf("{\"email\":\"%s\",\"password\":\"password-1\",\"home_airport_code\":\"%s\"}",
+                          email, codes[i]);
         cr_assert_eq(acct_json(&srv, "POST", "/auth/register", body, NULL, &j), 422, "%s", codes[i]);
         cr_assert(acct_has_error(j, "body/home_airport_code", "value_error"));
         json_decref(j);
         free(body), free(email);
     }
     char *email = acct_unique_email("airport");
-    body = fs_sprintf("{\"email\":\"%s\",\"password\":\"pässwörd\",\"home_airport_code\":\"q9c\",\"full_name\":null}", email);
-    cr_assert_eq(acct_json(&srv, "POST", "/auth/register", body, NULL, &j), 201, "8 characters, not bytes, are enough");
+    body = fs_sprintf(
+        "{\"email\":\"%s\",\"password\":\"pässwörd\",\"home_airport_code\":\"q9c\",\"full_name\":null}",
+        email);
+    cr_assert_eq(acct_json(&srv, "POST", "/auth/register", body, NULL, &j), 201,
+                 "8 characters, not bytes, are enough");
     cr_assert_str_eq(json_string_value(json_object_get(j, "home_airport_code")), "Q9C");
     cr_assert(json_is_null(json_object_get(j, "full_name")));
     json_decref(j);
@@ -530,8 +550,8 @@ static void assert_429(const char *email, const char *password)
 {
     char *body = fs_sprintf("username=%s&password=%s", email, password);
     fs_test_resp_t r;
-    cr_assert_eq(acct_http(&srv, "POST", "/auth/login", "application/x-www-form-urlencoded", body, NULL, &r), 429,
-                 "%s", r.body);
+    cr_assert_eq(acct_http(&srv, "POST", "/auth/login", "application/x-www-form-urlencoded", body, NULL, &r),
+                 429, "%s", r.body);
     char retry[32];
     cr_assert(fs_test_resp_header(&r, "Retry-After", retry, sizeof retry), "429 needs Retry-After");
     cr_assert(atoi(retry) >= 1 && atoi(retry) <= 900, "Retry-After %s", retry);
@@ -545,7 +565,8 @@ static void assert_429(const char *email, const char *password)
 Test(auth, account_is_locked_after_n_failures, .fini = stop)
 {
     static const char *const env[] = {ACCT_FAST_ARGON2, "LOGIN_MAX_FAILURES_PER_ACCOUNT=3",
-                                      "LOGIN_MAX_FAILURES_PER_IP=1000000", "LOGIN_FAILURE_WINDOW_S=600", NULL};
+                                      "LOGIN_MAX_FAILURES_PER_IP=1000000", "LOGIN_FAILURE_WINDOW_S=600",
+                                      NULL};
     start_with(2, env);
     char *email = acct_unique_email("locked"), *other = acct_unique_email("other");
     json_decref(acct_register(&srv, email, "password-1"));
@@ -588,7 +609,8 @@ Test(auth, address_is_limited_after_n_failures, .fini = stop)
 Test(auth, limiter_fails_open_when_redis_is_down, .fini = stop)
 {
     static const char *const env[] = {ACCT_FAST_ARGON2, "LOGIN_MAX_FAILURES_PER_ACCOUNT=1",
-                                      "REDIS_URL=unix:///nonexistent/redis.sock", "REDIS_TIMEOUT_MS=200", NULL};
+                                      "REDIS_URL=unix:///nonexistent/redis.sock", "REDIS_TIMEOUT_MS=200",
+                                      NULL};
     start_with(1, env);
     char *email = acct_unique_email("noredis");
     json_decref(acct_register(&srv, email, "password-1"));
@@ -598,6 +620,28 @@ Test(auth, limiter_fails_open_when_redis_is_down, .fini = stop)
     cr_assert_eq(fs_test_sh("grep -q 'login rate limiter: Redis unavailable' %s", srv.log_path), 0,
                  "the degraded mode is logged");
     free(email);
+    acct_assert_healthy(&srv);
+}
+
+Test(auth, database_down_is_503_not_401, .fini = stop, .timeout = 60)
+{
+    static const char *const env[] = {ACCT_FAST_ARGON2, "DATABASE_URL=postgresql://nobody@127.0.0.1:1/none",
+                                      "DB_CONNECT_TIMEOUT_MS=200", NULL};
+    start_with(1, env);
+    char id[FS_UUID_LEN];
+    fs_uuid_v4(id);
+    char *token = acct_sign(id, NULL, FS_JWT_ACCESS, time(NULL), time(NULL) + 600);
+    fs_test_resp_t r;
+    cr_assert_eq(acct_http(&srv, "GET", "/auth/me", NULL, NULL, token, &r), 503, "%s", r.body);
+    char retry[16];
+    cr_assert(fs_test_resp_header(&r, "Retry-After", retry, sizeof retry));
+    cr_assert(strstr(r.body, "Database unavailable"), "%s", r.body);
+    fs_test_resp_free(&r);
+    cr_assert_eq(acct_login(&srv, "someone@example.com", "password-1", NULL, NULL), 503);
+    cr_assert_eq(acct_json(&srv, "POST", "/auth/register",
+                           "{\"email\":\"a@example.com\",\"password\":\"password-1\"}", NULL, NULL),
+                 503);
+    free(token);
     acct_assert_healthy(&srv);
 }
 
@@ -697,7 +741,8 @@ Test(auth, configuration_refuses_other_algorithms_and_weak_hashing)
     cr_assert(serve_refuses("JWT_ALGORITHM=HS512", "JWT_ALGORITHM: only HS256 is supported, got"));
     cr_assert(serve_refuses("JWT_ALGORITHM=none", "JWT_ALGORITHM: only HS256"));
     cr_assert(serve_refuses("ARGON2_MEMORY_KIB=1024", "ARGON2_MEMORY_KIB: expected an integer from 7168"));
-    cr_assert(serve_refuses("ARGON2_MEMORY_KIB=19456 ARGON2_TIME_COST=1", "ARGON2_TIME_COST: ARGON2_MEMORY_KIB x"));
+    cr_assert(
+        serve_refuses("ARGON2_MEMORY_KIB=19456 ARGON2_TIME_COST=1", "ARGON2_TIME_COST: ARGON2_MEMORY_KIB x"));
     cr_assert(serve_refuses("ACCESS_TOKEN_EXPIRE_MINUTES=0", "ACCESS_TOKEN_EXPIRE_MINUTES"));
     cr_assert(serve_refuses("SECRET_KEY=change-me-in-production", "SECRET_KEY: still the default"));
     acct_assert_healthy(&srv);

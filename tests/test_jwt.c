@@ -68,8 +68,8 @@ static char *forge(const char *header, const char *payload, const char *key)
 
 static char *payload_json(const char *type, long long iat, long long exp)
 {
-    return fs_sprintf("{\"sub\":\"%s\",\"type\":\"%s\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"%s\"}", UID, type, iat,
-                      exp, JTI);
+    return fs_sprintf("{\"sub\":\"%s\",\"type\":\"%s\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"%s\"}", UID, type,
+                      iat, exp, JTI);
 }
 
 /* ---- round trips -------------------------------------------------------------------------- */
@@ -85,7 +85,8 @@ Test(jwt, access_round_trip)
     cr_assert_eq(out.type, FS_JWT_ACCESS);
     cr_assert_eq(out.iat, NOW);
     cr_assert_eq(out.exp, NOW + 900);
-    cr_assert_eq(strncmp(t, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.", 37), 0, "header {\"alg\":\"HS256\",\"typ\":\"JWT\"}");
+    cr_assert_eq(strncmp(t, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.", 37), 0,
+                 "header {\"alg\":\"HS256\",\"typ\":\"JWT\"}");
     free(t);
 }
 
@@ -104,17 +105,21 @@ Test(jwt, refresh_round_trip_and_a_token_made_elsewhere)
  * claims, so a correct signature check gets as far as the claims. */
 Test(jwt, rfc7515_example_signature_verifies)
 {
-    const char *token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9."
-                        "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ."
-                        "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-    const char *k64 = "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ+EstJQLr/T+1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow==";
+    const char *token =
+        "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9."
+        "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ."
+        "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const char *k64 =
+        "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ+EstJQLr/T+1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow==";
     unsigned char key[80];
     int n = EVP_DecodeBlock(key, (const unsigned char *)k64, (int)strlen(k64)) - 2;
     cr_assert_eq(n, 64);
     fs_jwt_claims_t out;
-    cr_assert_eq(fs_jwt_decode(token, (const char *)key, 64, FS_JWT_ACCESS, 1300819000, &out), FS_JWT_BAD_CLAIMS);
+    cr_assert_eq(fs_jwt_decode(token, (const char *)key, 64, FS_JWT_ACCESS, 1300819000, &out),
+                 FS_JWT_BAD_CLAIMS);
     key[0] ^= 1;
-    cr_assert_eq(fs_jwt_decode(token, (const char *)key, 64, FS_JWT_ACCESS, 1300819000, &out), FS_JWT_BAD_SIGNATURE);
+    cr_assert_eq(fs_jwt_decode(token, (const char *)key, 64, FS_JWT_ACCESS, 1300819000, &out),
+                 FS_JWT_BAD_SIGNATURE);
 }
 
 /* ---- refusals ----------------------------------------------------------------------------- */
@@ -129,7 +134,8 @@ Test(jwt, tampered_signature_payload_and_wrong_key)
     /* payload replaced, signature kept */
     char *other = forge("{\"alg\":\"HS256\"}", "{\"sub\":\"00000000-0000-4000-8000-000000000000\"}", KEY);
     const char *d1 = strchr(other, '.'), *d2 = strrchr(other, '.');
-    char *spliced = fs_sprintf("%.*s.%.*s%s", (int)(strchr(t, '.') - t), t, (int)(d2 - d1 - 1), d1 + 1, strrchr(t, '.'));
+    char *spliced =
+        fs_sprintf("%.*s.%.*s%s", (int)(strchr(t, '.') - t), t, (int)(d2 - d1 - 1), d1 + 1, strrchr(t, '.'));
     cr_assert_eq(decode(spliced, FS_JWT_ACCESS), FS_JWT_BAD_SIGNATURE);
     /* truncated signature, empty signature */
     char *truncated = fs_strndup(t, strlen(t) - 4);
@@ -145,8 +151,14 @@ Test(jwt, algorithm_is_pinned)
 {
     char *p = payload_json("access", NOW, NOW + 900);
     const char *headers[] = {
-        "{\"alg\":\"none\",\"typ\":\"JWT\"}", "{\"alg\":\"None\"}", "{\"alg\":\"HS512\"}", "{\"alg\":\"hs256\"}",
-        "{\"alg\":\"RS256\"}", "{\"typ\":\"JWT\"}", "{\"alg\":256}", "{\"alg\":\"HS256\",\"crit\":[\"exp\"]}",
+        "{\"alg\":\"none\",\"typ\":\"JWT\"}",
+        "{\"alg\":\"None\"}",
+        "{\"alg\":\"HS512\"}",
+        "{\"alg\":\"hs256\"}",
+        "{\"alg\":\"RS256\"}",
+        "{\"typ\":\"JWT\"}",
+        "{\"alg\":256}",
+        "{\"alg\":\"HS256\",\"crit\":[\"exp\"]}",
     };
     for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
         /* even correctly HMAC-signed with our key, a foreign alg is refused */
@@ -171,11 +183,13 @@ Test(jwt, expiry_with_leeway)
     t = encode(FS_JWT_ACCESS, NOW + 120, NOW + 1000);
     cr_assert_eq(decode(t, FS_JWT_ACCESS), FS_JWT_NOT_YET_VALID, "issued in the future");
     free(t);
-    char *p = fs_sprintf("{\"sub\":\"%s\",\"type\":\"access\",\"exp\":9223372036854775807,\"jti\":\"%s\"}", UID, JTI);
+    char *p = fs_sprintf("{\"sub\":\"%s\",\"type\":\"access\",\"exp\":9223372036854775807,\"jti\":\"%s\"}",
+                         UID, JTI);
     t = forge("{\"alg\":\"HS256\"}", p, KEY);
     cr_assert_eq(decode(t, FS_JWT_ACCESS), FS_JWT_OK, "huge exp does not overflow");
     free(t), free(p);
-    p = fs_sprintf("{\"sub\":\"%s\",\"type\":\"access\",\"exp\":-9223372036854775807,\"jti\":\"%s\"}", UID, JTI);
+    p = fs_sprintf("{\"sub\":\"%s\",\"type\":\"access\",\"exp\":-9223372036854775807,\"jti\":\"%s\"}", UID,
+                   JTI);
     t = forge("{\"alg\":\"HS256\"}", p, KEY);
     cr_assert_eq(decode(t, FS_JWT_ACCESS), FS_JWT_EXPIRED);
     free(t), free(p);
@@ -201,11 +215,12 @@ Test(jwt, malformed_tokens)
     char *four = fs_sprintf("%s.AAAA", valid);
     char *not_json = forge("{\"alg\":\"HS256\"}", "not json", KEY);
     char *array = forge("{\"alg\":\"HS256\"}", "[1,2]", KEY);
-    char *dup = fs_sprintf("{\"sub\":\"%s\",\"sub\":\"%s\",\"type\":\"access\",\"exp\":%lld,\"jti\":\"%s\"}", UID,
-                           "00000000-0000-4000-8000-000000000000", NOW + 60, JTI);
+    char *dup = fs_sprintf("{\"sub\":\"%s\",\"sub\":\"%s\",\"type\":\"access\",\"exp\":%lld,\"jti\":\"%s\"}",
+                           UID, "00000000-0000-4000-8000-000000000000", NOW + 60, JTI);
     char *dup_t = forge("{\"alg\":\"HS256\"}", dup, KEY);
-    const char *cases[] = {"", "abc", "a.b", "a.b.c", "....", "eyJ.eyJ.", long_token, padded, four, not_json,
-                           array, dup_t, "e+J.e/J.abc", "eyJhbGciOiJIUzI1NiJ9 .x.y"};
+    const char *cases[] = {
+        "",     "abc", "a.b",    "a.b.c", "....", "eyJ.eyJ.",    long_token,
+        padded, four,  not_json, array,   dup_t,  "e+J.e/J.abc", "eyJhbGciOiJIUzI1NiJ9 .x.y"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fs_jwt_rc_t rc = decode(cases[i], FS_JWT_ACCESS);
         cr_assert(rc == FS_JWT_MALFORMED || rc == FS_JWT_BAD_ALG || rc == FS_JWT_BAD_SIGNATURE,
@@ -215,20 +230,22 @@ Test(jwt, malformed_tokens)
     cr_assert_eq(decode(not_json, FS_JWT_ACCESS), FS_JWT_MALFORMED);
     cr_assert_eq(decode(dup_t, FS_JWT_ACCESS), FS_JWT_MALFORMED, "duplicate claims are ambiguous");
     cr_assert_eq(decode(NULL, FS_JWT_ACCESS), FS_JWT_MALFORMED);
-    free(long_token), free(valid), free(padded), free(four), free(not_json), free(array), free(dup), free(dup_t);
+    free(long_token), free(valid), free(padded), free(four), free(not_json), free(array), free(dup),
+        free(dup_t);
 }
 
 Test(jwt, missing_or_bad_claims)
 {
     const char *payloads[] = {
-        "{\"type\":\"access\",\"exp\":1700000900,\"jti\":\"" JTI "\"}",                         /* no sub */
-        "{\"sub\":\"42\",\"type\":\"access\",\"exp\":1700000900,\"jti\":\"" JTI "\"}",          /* sub not a UUID */
-        "{\"sub\":\"" UID "\",\"type\":\"access\",\"jti\":\"" JTI "\"}",                        /* no exp */
-        "{\"sub\":\"" UID "\",\"type\":\"access\",\"exp\":\"1700000900\",\"jti\":\"" JTI "\"}", /* exp a string */
-        "{\"sub\":\"" UID "\",\"type\":\"access\",\"exp\":1700000900.5,\"jti\":\"" JTI "\"}",   /* exp a real */
-        "{\"sub\":\"" UID "\",\"type\":\"access\",\"exp\":1700000900}",                         /* no jti */
-        "{\"sub\":\"" UID "\",\"exp\":1700000900,\"jti\":\"" JTI "\"}",                         /* no type */
-        "{\"sub\":\"" UID "\",\"type\":\"id\",\"exp\":1700000900,\"jti\":\"" JTI "\"}",         /* unknown type */
+        "{\"type\":\"access\",\"exp\":1700000900,\"jti\":\"" JTI "\"}",                /* no sub */
+        "{\"sub\":\"42\",\"type\":\"access\",\"exp\":1700000900,\"jti\":\"" JTI "\"}", /* sub not a UUID */
+        "{\"sub\":\"" UID "\",\"type\":\"access\",\"jti\":\"" JTI "\"}",               /* no exp */
+        "{\"sub\":\"" UID "\",\"type\":\"access\",\"exp\":\"1700000900\",\"jti\":\"" JTI
+        "\"}", /* exp a string */
+        "{\"sub\":\"" UID "\",\"type\":\"access\",\"exp\":1700000900.5,\"jti\":\"" JTI "\"}", /* exp a real */
+        "{\"sub\":\"" UID "\",\"type\":\"access\",\"exp\":1700000900}",                       /* no jti */
+        "{\"sub\":\"" UID "\",\"exp\":1700000900,\"jti\":\"" JTI "\"}",                       /* no type */
+        "{\"sub\":\"" UID "\",\"type\":\"id\",\"exp\":1700000900,\"jti\":\"" JTI "\"}", /* unknown type */
         "{\"sub\":\"" UID "\",\"type\":\"access\",\"exp\":1700000900,\"jti\":\"" JTI "\",\"fam\":7}",
         "{\"sub\":\"" UID "\",\"type\":\"access\",\"exp\":1700000900,\"jti\":\"" JTI "\",\"iat\":\"x\"}",
     };

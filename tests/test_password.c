@@ -48,7 +48,8 @@ Test(password, non_ascii_and_embedded_bytes)
     const char pw[] = "p\xc3\xa4ssw\xc3\xb6rd\0tail";
     char *h = fs_password_hash(pw, sizeof pw - 1, &P);
     cr_assert_eq(fs_password_verify(h, pw, sizeof pw - 1), FS_PASSWORD_OK);
-    cr_assert_eq(fs_password_verify(h, pw, strlen(pw)), FS_PASSWORD_MISMATCH, "the length is part of the input");
+    cr_assert_eq(fs_password_verify(h, pw, strlen(pw)), FS_PASSWORD_MISMATCH,
+                 "the length is part of the input");
     free(h);
 }
 

@@ -47,8 +47,9 @@ static int user_cli(const char *args, const char *input, char *out, size_t size)
 {
     char path[64];
     snprintf(path, sizeof path, "/tmp/fs-users-test-%d.out", (int)getpid());
-    char *cmd = fs_sprintf("cd /tmp && printf '%%s\\n' '%s' | ARGON2_MEMORY_KIB=7168 ARGON2_TIME_COST=5 '%s' user %s >%s 2>&1",
-                           input ? input : "", fs_test_env("FS_BINARY"), args, path);
+    char *cmd = fs_sprintf(
+        "cd /tmp && printf '%%s\\n' '%s' | ARGON2_MEMORY_KIB=7168 ARGON2_TIME_COST=5 '%s' user %s >%s 2>&1",
+        input ? input : "", fs_test_env("FS_BINARY"), args, path);
     int rc = system(cmd);
     free(cmd);
     FILE *f = fopen(path, "r");
@@ -64,7 +65,8 @@ static int user_cli(const char *args, const char *input, char *out, size_t size)
 
 Test(users, me_requires_a_token, .init = start, .fini = stop)
 {
-    const char *paths[] = {"/users/me", "/users/me/recommendations", "/users/00000000-0000-4000-8000-000000000000"};
+    const char *paths[] = {"/users/me", "/users/me/recommendations",
+                           "/users/00000000-0000-4000-8000-000000000000"};
     for (int i = 0; i < 3; i++) {
         json_t *j;
         cr_assert_eq(acct_json(&srv, "GET", paths[i], NULL, NULL, &j), 401, "%s", paths[i]);
@@ -86,11 +88,12 @@ Test(users, get_and_patch_profile, .init = start, .fini = stop)
     json_decref(me);
 
     json_t *u;
-    cr_assert_eq(patch(&a, "{\"full_name\":\"Bea\",\"home_city\":\"Barcelona\",\"home_airport_code\":\"q9d\","
-                           "\"preferences\":{\"currency\":\"eur\",\"cabin_class\":\"business\",\"max_stops\":1,"
-                           "\"notifications\":{\"email\":true,\"push\":false},\"language\":\"pt-BR\","
-                           "\"tags\":[\"beach\",\"food\"],\"emergency_contacts\":[{\"email\":\"mum@example.com\","
-                           "\"name\":\"Mum\"}]}}",
+    cr_assert_eq(patch(&a,
+                       "{\"full_name\":\"Bea\",\"home_city\":\"Barcelona\",\"home_airport_code\":\"q9d\","
+                       "\"preferences\":{\"currency\":\"eur\",\"cabin_class\":\"business\",\"max_stops\":1,"
+                       "\"notifications\":{\"email\":true,\"push\":false},\"language\":\"pt-BR\","
+                       "\"tags\":[\"beach\",\"food\"],\"emergency_contacts\":[{\"email\":\"mum@example.com\","
+                       "\"name\":\"Mum\"}]}}",
                        &u),
                  200);
     cr_assert_str_eq(json_string_value(json_object_get(u, "full_name")), "Bea");
@@ -103,7 +106,8 @@ Test(users, get_and_patch_profile, .init = start, .fini = stop)
     json_decref(u);
 
     /* only fields present are written; null clears; preferences are replaced wholesale */
-    cr_assert_eq(patch(&a, "{\"home_city\":null,\"preferences\":{\"language\":\"en\",\"max_stops\":null}}", &u), 200);
+    cr_assert_eq(
+        patch(&a, "{\"home_city\":null,\"preferences\":{\"language\":\"en\",\"max_stops\":null}}", &u), 200);
     cr_assert_str_eq(json_string_value(json_object_get(u, "full_name")), "Bea");
     cr_assert(json_is_null(json_object_get(u, "home_city")));
     cr_assert_eq(json_object_size(json_object_get(u, "preferences")), 1);
@@ -114,7 +118,8 @@ Test(users, get_and_patch_profile, .init = start, .fini = stop)
 
     /* what GET returns afterwards is what PATCH answered */
     cr_assert_eq(acct_json(&srv, "GET", "/users/me", NULL, a.access, &me), 200);
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(me, "preferences"), "language")), "en");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(me, "preferences"), "language")),
+                     "en");
     cr_assert(json_is_null(json_object_get(me, "home_city")));
     json_decref(me);
     free_account(&a);
@@ -134,14 +139,17 @@ Test(users, patch_validation, .init = start, .fini = stop)
         {"{\"preferences\":{\"max_stops\":3}}", "body/preferences/max_stops", "less_than_equal"},
         {"{\"preferences\":{\"max_stops\":-1}}", "body/preferences/max_stops", "greater_than_equal"},
         {"{\"preferences\":{\"max_stops\":\"1\"}}", "body/preferences/max_stops", "int_type"},
-        {"{\"preferences\":{\"notifications\":{\"fax\":true}}}", "body/preferences/notifications/fax", "extra_forbidden"},
-        {"{\"preferences\":{\"notifications\":{\"sms\":1}}}", "body/preferences/notifications/sms", "bool_type"},
+        {"{\"preferences\":{\"notifications\":{\"fax\":true}}}", "body/preferences/notifications/fax",
+         "extra_forbidden"},
+        {"{\"preferences\":{\"notifications\":{\"sms\":1}}}", "body/preferences/notifications/sms",
+         "bool_type"},
         {"{\"preferences\":{\"notifications\":true}}", "body/preferences/notifications", "dict_type"},
-        {"{\"preferences\":{\"language\":\"english language\"}}", "body/preferences/language", "string_pattern_mismatch"},
+        {"{\"preferences\":{\"language\":\"english language\"}}", "body/preferences/language",
+         "string_pattern_mismatch"},
         {"{\"preferences\":{\"tags\":\"beach\"}}", "body/preferences/tags", "list_type"},
         {"{\"preferences\":{\"tags\":[\"ok\",5]}}", "body/preferences/tags/1", "string_type"},
-        {"{\"preferences\":{\"emergency_contacts\":[{\"email\":\"nope\"}]}}", "body/preferences/emergency_contacts/0",
-         "value_error"},
+        {"{\"preferences\":{\"emergency_contacts\":[{\"email\":\"nope\"}]}}",
+         "body/preferences/emergency_contacts/0", "value_error"},
         {"{\"preferences\":[1]}", "body/preferences", "dict_type"},
         {"{\"home_airport_code\":\"LONDON\"}", "body/home_airport_code", "string_too_long"},
         {"{\"home_airport_code\":\"Q9Y\"}", "body/home_airport_code", "value_error"},
@@ -200,7 +208,8 @@ Test(users, admin_endpoint_follows_promote_and_demote, .init = start, .fini = st
     cr_assert_eq(acct_json(&srv, "GET", path, NULL, a.access, &j), 200);
     cr_assert_str_eq(json_string_value(json_object_get(j, "email")), b.email);
     json_decref(j);
-    cr_assert_eq(acct_json(&srv, "GET", "/users/00000000-0000-4000-8000-000000000000", NULL, a.access, &j), 404);
+    cr_assert_eq(acct_json(&srv, "GET", "/users/00000000-0000-4000-8000-000000000000", NULL, a.access, &j),
+                 404);
     cr_assert_str_eq(acct_detail(j), "User not found");
     json_decref(j);
     cr_assert_eq(acct_json(&srv, "GET", "/users/not-a-uuid", NULL, a.access, &j), 422);
