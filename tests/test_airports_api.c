@@ -4,6 +4,7 @@
 #include "security/jwt.h"
 #include "storage/pg.h"
 #include "tests/support/harness.h"
+#include "tests/support/refdata_fixture.h"
 
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -19,60 +20,10 @@ static fs_test_server_t srv;
 
 /*--- data and accounts ----------------------------------------------------------------------*/
 
-static PGconn *db(void)
-{
-    char *err = NULL;
-    PGconn *c = fs_pg_connect_blocking(fs_test_env("DATABASE_URL"), &err);
-    cr_assert(c, "cannot connect: %s", err ? err : "?");
-    return c;
-}
-
-static void exec_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql,
-              PQerrorMessage(c));
-    PQclear(r);
-}
-
-static long scalar(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(c));
-    long v = atol(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return v;
-}
-
-/* The full real data in the suite database's public schema, imported once (the imports are
- * idempotent; the advisory lock keeps parallel test processes from importing together), plus
- * two airports of our own: ZZR (active, renamed by the reload test) and ZZQ (inactive). */
-static void ensure_data(void)
-{
-    PGconn *c = db();
-    exec_ok(c, "SELECT pg_advisory_lock(774201)");
-    const char *bin = fs_test_env("FS_BINARY"), *src = fs_test_env("FS_SOURCE_DIR");
-    cr_assert_eq(fs_test_sh("%s migrate >/dev/null 2>&1 && %s seed >/dev/null 2>&1", bin, bin), 0);
-    if (scalar(c, "SELECT count(*) FROM airports WHERE is_active") < 5000 ||
-        scalar(c, "SELECT count(*) FROM routes") < 10000) {
-        cr_assert_eq(fs_test_sh("%s import ourairports %s/../shared/data/ourairports/airports.csv "
-                                "%s/../shared/data/ourairports/countries.csv >/dev/null 2>&1",
-                                bin, src, src),
-                     0);
-        cr_assert_eq(fs_test_sh("%s import openflights %s/../shared/data/openflights >/dev/null 2>&1", bin, src), 0);
-    }
-    exec_ok(c, "INSERT INTO airports (iata_code, name, city, country, country_code, latitude, longitude, is_active) "
-               "VALUES ('ZZR', 'Refapi Test Airport', 'Zedrefcity', 'Ireland', 'IE', 53.0, -7.0, true), "
-               "('ZZQ', 'Refapi Closed Airport', 'Zedclosed', 'Ireland', 'IE', 52.0, -8.0, false) "
-               "ON CONFLICT (iata_code) DO UPDATE SET name = excluded.name, is_active = excluded.is_active");
-    exec_ok(c, "SELECT pg_advisory_unlock(774201)");
-    PQfinish(c);
-}
-
 /* An access token for a user (created if needed) that is or is not an administrator. */
 static char *token_for(const char *email, bool admin)
 {
-    PGconn *c = db();
+    PGconn *c = fs_test_db();
     char sql[512];
     snprintf(sql, sizeof sql,
              "INSERT INTO users (email, password_hash, is_admin) VALUES ('%s', 'x', %s) "
@@ -134,7 +85,7 @@ static void wait_loaded(void)
 
 static void start_server(int workers)
 {
-    ensure_data();
+    fs_test_ensure_reference_data();
     cr_assert_eq(fs_test_server_start(&srv, workers, server_env), 0, "server did not start; see %s", srv.log_path);
     wait_loaded();
 }
@@ -443,9 +394,9 @@ Test(airports_api_workers, reload_reaches_every_worker)
     cr_assert_eq(count_in_log("reference data loaded"), 2, "both workers loaded at start");
     char name[64], sql[256];
     snprintf(name, sizeof name, "Refapi Renamed %d", (int)getpid());
-    PGconn *c = db();
+    PGconn *c = fs_test_db();
     snprintf(sql, sizeof sql, "UPDATE airports SET name = '%s' WHERE iata_code = 'ZZR'", name);
-    exec_ok(c, sql);
+    fs_test_exec(c, sql);
     PQfinish(c);
     json_t *b;
     cr_assert_eq(get("/airports/ZZR", &b), 200);
@@ -467,8 +418,8 @@ Test(airports_api_workers, reload_reaches_every_worker)
         cr_assert_str_eq(str(b, "name"), name, "request %d", i);
         json_decref(b);
     }
-    c = db();
-    exec_ok(c, "UPDATE airports SET name = 'Refapi Test Airport' WHERE iata_code = 'ZZR'");
+    c = fs_test_db();
+    fs_test_exec(c, "UPDATE airports SET name = 'Refapi Test Airport' WHERE iata_code = 'ZZR'");
     PQfinish(c);
 }
 
@@ -496,7 +447,7 @@ Test(airports_api_down, loading_answers_503)
 /* A request that arrives during the worker's first load waits for it instead of failing. */
 Test(airports_api_workers, first_requests_wait_for_the_first_load)
 {
-    ensure_data();
+    fs_test_ensure_reference_data();
     cr_assert_eq(fs_test_server_start(&srv, 1, server_env), 0, "see %s", srv.log_path);
     json_t *b;
     cr_assert_eq(get("/airports/search?q=dub", &b), 200, "see %s", srv.log_path);
