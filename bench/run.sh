@@ -16,7 +16,7 @@ root=$(pwd)
 build=${BENCH_BUILD:-build-bench}
 bench_bin=$root/$build/bench/flightshark-bench
 server_bin=$root/$build/flightshark
-default_scenarios=(health-live health airports-search airports-grouped airport-by-code airports-search-open)
+default_scenarios=(health-live health airports-search airports-grouped airport-by-code airports-search-open airlines)
 scenarios=("$@")
 [[ ${#scenarios[@]} -gt 0 ]] || scenarios=("${default_scenarios[@]}")
 
