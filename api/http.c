@@ -715,6 +715,13 @@ static void configure_evhtp(fs_http_server_t *srv)
     evhtp_set_post_accept_cb(htp, conn_on_accept, srv);
     /* The lenient query flags make evhtp's own query parsing infallible; we parse query_raw. */
     evhtp_set_parser_flags(htp, EVHTP_PARSE_QUERY_FLAG_LENIENT);
+    /* evhtp's default adds BEV_OPT_DEFER_CALLBACKS. A deferred callback holds a reference to its
+     * bufferevent until it runs on the next loop turn; when the loop stops first (shutdown),
+     * bufferevent_free drops only evhtp's reference and event_base_free cancels the callback
+     * without dropping the other, so the bufferevent, its buffers and its socket are never
+     * freed. Nothing here needs deferral: libevent holds its own reference while a callback
+     * runs, so freeing a connection from inside one stays safe. */
+    evhtp_set_bev_flags(htp, BEV_OPT_CLOSE_ON_FREE);
     struct timeval rt = ms_tv(o->idle_timeout_ms), wt = ms_tv(o->read_timeout_ms);
     evhtp_set_timeouts(htp, &rt, &wt);
     evhtp_set_max_keepalive_requests(htp, (uint64_t)o->max_keepalive_requests);

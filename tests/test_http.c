@@ -173,6 +173,13 @@ static void h_accept_errors(fs_req_t *req)
     fs_reply_json(req, 200, json_pack("{s:f}", "errors", fs_metric_value(s)));
 }
 
+/* Holds the loop (test only), so that events of other connections pile up for one loop turn. */
+static void h_block(fs_req_t *req)
+{
+    usleep(300 * 1000);
+    fs_reply_json(req, 200, json_pack("{s:b}", "blocked", 1));
+}
+
 static void routes(fs_router_t *r)
 {
     fs_router_add(r, "GET", "/hello", h_hello);
@@ -191,6 +198,7 @@ static void routes(fs_router_t *r)
     fs_router_add(r, "GET", "/inflight", h_inflight);
     fs_router_add(r, "POST", "/stop", h_stop);
     fs_router_add(r, "GET", "/accept-errors", h_accept_errors);
+    fs_router_add(r, "GET", "/block", h_block);
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
@@ -1264,4 +1272,26 @@ Test(http, accept_pauses_on_emfile)
     free(resp);
     conn_close(&c2);
     setrlimit(RLIMIT_NOFILE, &old);
+}
+
+/* The loop stops in the turn in which a connection's socket became readable. evhtp's default
+ * (deferred bufferevent callbacks) left a callback queued for the next turn that pinned the
+ * bufferevent: fs_http_server_free and event_base_free then never freed it nor closed its
+ * socket. Every socket the server accepted must be closed once server and base are freed. */
+Test(http, teardown_frees_connections_with_events_in_flight)
+{
+    conn_t b = conn_open();
+    conn_send(&b, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    char *resp = conn_read(&b, 2000);
+    cr_assert_eq(status_of(resp), 200);
+    free(resp);
+    conn_t a = conn_open();
+    conn_send(&a, "GET /block HTTP/1.1\r\nHost: t\r\n\r\n");
+    usleep(100 * 1000); /* the loop is inside h_block now */
+    conn_send(&b, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    usleep(50 * 1000); /* b is readable before the stop pipe is */
+    server_cleanup();  /* the next loop turn sees b, then the stop */
+    cr_assert(conn_closed(&b, 1000), "the server's end of a connection was never closed");
+    conn_close(&a);
+    conn_close(&b);
 }
