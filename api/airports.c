@@ -81,12 +81,18 @@ static const fs_refdata_t *refdata_or_reply(fs_req_t *req, fs_handler_fn handler
     return NULL;
 }
 
-static json_t *airport_array(const fs_airport_t *const *list, size_t n)
+/* Bodies are concatenations of the JSON the index wrote at build time (airport_index.h). */
+static void reply_text(fs_req_t *req, char *body, size_t len)
 {
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, fs_airport_json(list[i], false));
-    return arr;
+    fs_reply_raw(req, 200, "application/json", body, len);
+    free(body);
+}
+
+static void reply_list(fs_req_t *req, const fs_airport_index_t *idx, const fs_airport_t *const *list, size_t n)
+{
+    size_t len;
+    char *body = fs_airport_index_list_text(idx, list, n, &len);
+    reply_text(req, body, len);
 }
 
 /* FastAPI validates the raw length; the search trims, so "  a " would be a silent empty
@@ -119,8 +125,11 @@ static void search(fs_req_t *req, bool grouped, fs_handler_fn self)
     if (fs_errors_reply(req, e))
         return;
     const fs_refdata_t *data = refdata_or_reply(req, self);
-    if (data)
-        fs_reply_json(req, 200, fs_airport_index_search_json(data->airports, q, (size_t)limit, grouped));
+    if (!data)
+        return;
+    size_t len;
+    char *body = fs_airport_index_search_text(data->airports, q, (size_t)limit, grouped, &len);
+    reply_text(req, body, len);
 }
 
 static void get_search(fs_req_t *req)
@@ -147,7 +156,7 @@ static void get_popular(fs_req_t *req)
         return;
     const fs_airport_t *out[POPULAR_LIMIT_MAX];
     size_t n = fs_airport_index_popular(data->airports, country, (size_t)limit, out);
-    fs_reply_json(req, 200, airport_array(out, n));
+    reply_list(req, data->airports, out, n);
 }
 
 static void get_city(fs_req_t *req)
@@ -157,7 +166,7 @@ static void get_city(fs_req_t *req)
         return;
     const fs_airport_t *out[CITY_LIMIT];
     size_t n = fs_airport_index_by_city(data->airports, fs_req_param(req, "name"), CITY_LIMIT, out);
-    fs_reply_json(req, 200, airport_array(out, n));
+    reply_list(req, data->airports, out, n);
 }
 
 /*--- by code: memory first, PostgreSQL for the inactive ones -----------------------------*/
@@ -190,7 +199,9 @@ static void on_inactive_airport(fs_pg_status_t st, PGresult *res, const char *er
     a.latitude = a.has_coords ? strtod(col(res, 5), NULL) : 0;
     a.longitude = a.has_coords ? strtod(col(res, 6), NULL) : 0;
     a.is_major = col(res, 7)[0] == 't';
-    fs_reply_json(req, 200, fs_airport_json(&a, false));
+    size_t len;
+    char *body = fs_airport_text(&a, false, &len);
+    reply_text(req, body, len);
 }
 
 static bool is_code(const char *s)
@@ -207,7 +218,9 @@ static void get_airport(fs_req_t *req)
     const char *code = fs_req_param(req, "code");
     const fs_airport_t *a = fs_airport_index_lookup(data->airports, code);
     if (a) {
-        fs_reply_json(req, 200, fs_airport_json(a, false));
+        size_t len;
+        const char *body = fs_airport_index_text(data->airports, a, &len);
+        fs_reply_raw(req, 200, "application/json", body, len);
         return;
     }
     if (!is_code(code)) {

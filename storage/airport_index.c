@@ -14,7 +14,9 @@
 #include "storage/textfold.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +43,16 @@ typedef struct {
     size_t n;
 } country_t;
 
+/* An airport's JSON inside the index's `text`, from `off`: its AirportResponse object (`flat`
+ * bytes), then the two pieces that make the full object of grouped results: `,"icao_code":..`
+ * (`icao` bytes; it goes after the iata_code value, which ends `head` bytes into the object)
+ * and `,"timezone":..,"is_active":..}` (`tail` bytes, in place of the closing brace). A city
+ * entry reuses `"city":..,"country":..,"country_code":..` (`place` bytes from `place_at`) and,
+ * for its display, the city's string without the closing quote (`city` bytes). */
+struct frag {
+    uint32_t off, flat, head, icao, tail, place_at, place, city;
+};
+
 struct fs_airport_index {
     size_t n;
     fs_airport_t *ap;     /* by IATA code */
@@ -57,6 +69,8 @@ struct fs_airport_index {
     grams_t bi, tri;
     country_t *countries;
     size_t ncountries;
+    struct frag *frag;    /* per airport: its serialised JSON, in `text` */
+    char *text;
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -235,6 +249,8 @@ static void build_countries(fs_airport_index_t *idx)
     free(order);
 }
 
+static void build_text(fs_airport_index_t *idx);
+
 static void build_groups(fs_airport_index_t *idx)
 {
     uint32_t *order = identity(idx->n);
@@ -284,6 +300,7 @@ fs_airport_index_t *fs_airport_index_build(const fs_airport_t *rows, size_t n)
     build_grams(idx, &idx->tri, 3);
     build_countries(idx);
     build_groups(idx);
+    build_text(idx);
     return idx;
 }
 
@@ -302,6 +319,7 @@ void fs_airport_index_free(fs_airport_index_t *idx)
     free(idx->ap), free(idx->fcity), free(idx->fname), free(idx->rank);
     free(idx->by_city), free(idx->by_name), free(idx->by_rank), free(idx->by_icao), free(idx->words);
     free(idx->bi.grams), free(idx->bi.postings), free(idx->tri.grams), free(idx->tri.postings);
+    free(idx->frag), free(idx->text);
     free(idx);
 }
 
@@ -740,74 +758,308 @@ static size_t group_members(query_t *qs, uint32_t first, uint32_t *out)
     return n;
 }
 
-static json_t *city_entry(const fs_airport_index_t *idx, uint32_t first, const uint32_t *members, size_t n)
+/* ------------------------------------------------------------------------------------------
+ * Response text: fragments written once by the build, concatenated per request
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} buf_t;
+
+static void put(buf_t *b, const char *s, size_t n)
 {
-    const fs_airport_t *a = &idx->ap[first];
-    json_t *o = json_object(), *list = json_array(), *codes = json_array();
-    for (size_t i = 0; i < n; i++) {
-        json_array_append_new(list, fs_airport_json(&idx->ap[members[i]], true));
-        json_array_append_new(codes, json_string(idx->ap[members[i]].iata));
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (b->len + n + 1 > cap)
+            cap *= 2;
+        b->p = fs_realloc(b->p, cap);
+        b->cap = cap;
     }
-    json_object_set_new(o, "type", json_string("city"));
-    json_object_set_new(o, "city", json_string(a->city));
-    json_object_set_new(o, "country", json_string(a->country));
-    json_object_set_new(o, "country_code", json_string(a->country_code));
-    json_object_set_new(o, "airport_count", json_integer((json_int_t)n));
-    json_object_set_new(o, "airports", list);
-    json_object_set_new(o, "codes", codes);
-    char *display = fs_sprintf("%s (All %zu airports)", a->city, n);
-    json_object_set_new(o, "display", json_string(display));
-    free(display);
-    return o;
+    if (n)
+        memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
 }
 
-static json_t *grouped_results(query_t *qs, size_t limit)
+#define PUT_LIT(b, lit) put((b), (lit), sizeof(lit) - 1)
+
+static void put_uint(buf_t *b, size_t v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    do
+        d[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    put(b, d + i, sizeof d - i);
+}
+
+static void put_bool(buf_t *b, bool v)
+{
+    if (v)
+        PUT_LIT(b, "true");
+    else
+        PUT_LIT(b, "false");
+}
+
+/* A JSON string, escaped by jansson (so byte for byte what json_dumps writes); NULL is null.
+ * The sources are UTF-8; should a string not be, its non-ASCII bytes become '?' rather than
+ * the field going missing. */
+static void put_str(buf_t *b, const char *s)
+{
+    if (!s) {
+        PUT_LIT(b, "null");
+        return;
+    }
+    json_t *j = json_string(s);
+    if (!j) {
+        char *copy = fs_strdup(s);
+        for (char *c = copy; *c; c++)
+            if ((unsigned char)*c >= 0x80)
+                *c = '?';
+        j = json_string(copy);
+        free(copy);
+    }
+    char *t = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!t)
+        abort(); /* out of memory, as fs_malloc */
+    put(b, t, strlen(t));
+    free(t);
+}
+
+/* Degrees with at most 6 decimals (about 0.1 m; the sources have no more), trailing zeros
+ * trimmed but one decimal kept so that the value stays a JSON real ("51.0"); %.17g would
+ * print the binary noise (51.470600128173828). */
+static void put_coord(buf_t *b, bool has, double v)
+{
+    if (!has || !isfinite(v)) {
+        PUT_LIT(b, "null");
+        return;
+    }
+    char t[48];
+    int n = snprintf(t, sizeof t, "%.6f", v);
+    while (n > 2 && t[n - 1] == '0' && t[n - 2] != '.')
+        n--;
+    const char *s = t;
+    if (n == 4 && memcmp(t, "-0.0", 4) == 0)
+        s++, n--; /* -0.0000001 */
+    put(b, s, (size_t)n);
+}
+
+#define IATA_AT 13 /* strlen("{\"iata_code\":"): where the code's JSON string starts */
+#define CITY_AT 7  /* strlen("\"city\":") */
+
+/* Writes `a` as the AirportResponse object followed by the two pieces of the full object
+ * (struct frag above); records the offsets, relative to the object's start, in `f`. */
+static void write_airport(buf_t *b, const fs_airport_t *a, struct frag *f)
+{
+    size_t o = b->len, m;
+    f->off = (uint32_t)o;
+    PUT_LIT(b, "{\"iata_code\":");
+    put_str(b, a->iata);
+    f->head = (uint32_t)(b->len - o);
+    PUT_LIT(b, ",\"name\":");
+    put_str(b, a->name);
+    PUT_LIT(b, ",");
+    f->place_at = (uint32_t)(b->len - o);
+    PUT_LIT(b, "\"city\":");
+    m = b->len;
+    put_str(b, a->city);
+    f->city = (uint32_t)(b->len - m - 1);
+    PUT_LIT(b, ",\"country\":");
+    put_str(b, a->country);
+    PUT_LIT(b, ",\"country_code\":");
+    put_str(b, a->country_code);
+    f->place = (uint32_t)(b->len - o - f->place_at);
+    PUT_LIT(b, ",\"latitude\":");
+    put_coord(b, a->has_coords, a->latitude);
+    PUT_LIT(b, ",\"longitude\":");
+    put_coord(b, a->has_coords, a->longitude);
+    PUT_LIT(b, ",\"is_major\":");
+    put_bool(b, a->is_major);
+    PUT_LIT(b, "}");
+    f->flat = (uint32_t)(b->len - o);
+    m = b->len;
+    PUT_LIT(b, ",\"icao_code\":");
+    put_str(b, a->icao[0] ? a->icao : NULL);
+    f->icao = (uint32_t)(b->len - m);
+    m = b->len;
+    PUT_LIT(b, ",\"timezone\":");
+    put_str(b, a->timezone);
+    PUT_LIT(b, ",\"is_active\":");
+    put_bool(b, a->is_active);
+    PUT_LIT(b, "}");
+    f->tail = (uint32_t)(b->len - m);
+}
+
+static void build_text(fs_airport_index_t *idx)
+{
+    buf_t b = {0};
+    idx->frag = fs_malloc((idx->n ? idx->n : 1) * sizeof *idx->frag);
+    for (size_t i = 0; i < idx->n; i++)
+        write_airport(&b, &idx->ap[i], &idx->frag[i]);
+    idx->text = b.p ? fs_realloc(b.p, b.len + 1) : fs_strdup("");
+}
+
+/* The full object (icao_code after iata_code; timezone and is_active at the end) from the
+ * text `t` of an airport; `open` false leaves out the opening brace, to follow a "type". */
+static void put_full(buf_t *b, const char *t, const struct frag *f, bool open)
+{
+    put(b, t + !open, f->head - !open);
+    put(b, t + f->flat, f->icao);
+    put(b, t + f->head, f->flat - f->head - 1);
+    put(b, t + f->flat + f->icao, f->tail);
+}
+
+static const char *text_of(const fs_airport_index_t *idx, uint32_t id)
+{
+    return idx->text + idx->frag[id].off;
+}
+
+static void put_flat(buf_t *b, const fs_airport_index_t *idx, uint32_t id)
+{
+    put(b, text_of(idx, id), idx->frag[id].flat);
+}
+
+static void put_city_entry(buf_t *b, const fs_airport_index_t *idx, uint32_t first, const uint32_t *members, size_t n)
+{
+    const struct frag *f = &idx->frag[first];
+    const char *t = text_of(idx, first);
+    PUT_LIT(b, "{\"type\":\"city\",");
+    put(b, t + f->place_at, f->place); /* "city":..,"country":..,"country_code":.. */
+    PUT_LIT(b, ",\"airport_count\":");
+    put_uint(b, n);
+    PUT_LIT(b, ",\"airports\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            PUT_LIT(b, ",");
+        put_full(b, text_of(idx, members[i]), &idx->frag[members[i]], true);
+    }
+    PUT_LIT(b, "],\"codes\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            PUT_LIT(b, ",");
+        put(b, text_of(idx, members[i]) + IATA_AT, idx->frag[members[i]].head - IATA_AT);
+    }
+    PUT_LIT(b, "],\"display\":");
+    put(b, t + f->place_at + CITY_AT, f->city); /* the city's string without its closing quote */
+    PUT_LIT(b, " (All ");
+    put_uint(b, n);
+    PUT_LIT(b, " airports)\"}");
+}
+
+/* Writes the grouped entries, comma-separated; returns how many. */
+static size_t grouped_text(query_t *qs, size_t limit, buf_t *b)
 {
     const fs_airport_index_t *idx = qs->idx;
-    json_t *results = json_array();
     uint8_t *emitted = fs_calloc(idx->ngroups ? idx->ngroups : 1, 1);
     uint32_t *members = fs_malloc(idx->n * sizeof *members);
-    for (size_t i = 0; i < qs->ncand && json_array_size(results) < limit; i++) {
+    size_t entries = 0;
+    for (size_t i = 0; i < qs->ncand && entries < limit; i++) {
         uint32_t id = qs->cand[i], g = idx->group[id];
         if (emitted[g])
             continue;
         emitted[g] = 1;
         size_t n = group_members(qs, id, members);
+        if (entries++)
+            PUT_LIT(b, ",");
         if (n >= 2) {
-            json_array_append_new(results, city_entry(idx, id, members, n));
+            put_city_entry(b, idx, id, members, n);
         } else {
-            json_t *o = json_object(), *a = fs_airport_json(&idx->ap[id], true);
-            json_object_set_new(o, "type", json_string("airport"));
-            json_object_update(o, a);
-            json_decref(a);
-            json_array_append_new(results, o);
+            PUT_LIT(b, "{\"type\":\"airport\",");
+            put_full(b, text_of(idx, id), &idx->frag[id], false);
         }
     }
     free(emitted);
     free(members);
-    return results;
+    return entries;
 }
 
-json_t *fs_airport_index_search_json(const fs_airport_index_t *idx, const char *query, size_t limit, bool grouped)
+const char *fs_airport_index_text(const fs_airport_index_t *idx, const fs_airport_t *a, size_t *len)
 {
-    json_t *body = json_object(), *results;
+    uint32_t id = (uint32_t)(a - idx->ap);
+    *len = idx->frag[id].flat;
+    return text_of(idx, id);
+}
+
+char *fs_airport_index_list_text(const fs_airport_index_t *idx, const fs_airport_t *const *list, size_t n,
+                                 size_t *len)
+{
+    buf_t b = {0};
+    PUT_LIT(&b, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            PUT_LIT(&b, ",");
+        put_flat(&b, idx, (uint32_t)(list[i] - idx->ap));
+    }
+    PUT_LIT(&b, "]");
+    *len = b.len;
+    return b.p;
+}
+
+char *fs_airport_index_search_text(const fs_airport_index_t *idx, const char *query, size_t limit, bool grouped,
+                                   size_t *len)
+{
+    buf_t res = {0}, b = {0};
+    size_t total = 0;
     query_t qs;
     if (limit > 0 && prepare(&qs, idx, query)) {
         run(&qs, limit, grouped);
         if (grouped) {
-            results = grouped_results(&qs, limit);
+            total = grouped_text(&qs, limit, &res);
         } else {
-            results = json_array();
-            for (size_t i = 0; i < qs.ncand && i < limit; i++)
-                json_array_append_new(results, fs_airport_json(&idx->ap[qs.cand[i]], false));
+            for (; total < qs.ncand && total < limit; total++) {
+                if (total)
+                    PUT_LIT(&res, ",");
+                put_flat(&res, idx, qs.cand[total]);
+            }
         }
         release(&qs);
-    } else {
-        results = json_array();
     }
-    json_t *q = json_string(query ? query : ""); /* NULL when the query is not UTF-8 */
-    json_object_set_new(body, "query", q ? q : json_string(""));
-    json_object_set_new(body, "total", json_integer((json_int_t)json_array_size(results)));
-    json_object_set_new(body, "results", results);
+    /* The query as sent; "" when it is not UTF-8 (jansson refuses it), as before. */
+    json_t *q = json_string(query ? query : "");
+    char *qt = q ? json_dumps(q, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(q);
+    PUT_LIT(&b, "{\"query\":");
+    if (qt)
+        put(&b, qt, strlen(qt));
+    else
+        PUT_LIT(&b, "\"\"");
+    free(qt);
+    PUT_LIT(&b, ",\"total\":");
+    put_uint(&b, total);
+    PUT_LIT(&b, ",\"results\":[");
+    put(&b, res.p, res.len);
+    PUT_LIT(&b, "]}");
+    free(res.p);
+    *len = b.len;
+    return b.p;
+}
+
+char *fs_airport_text(const fs_airport_t *a, bool full, size_t *len)
+{
+    buf_t b = {0}, out = {0};
+    struct frag f;
+    write_airport(&b, a, &f);
+    if (!full) {
+        b.len = f.flat;
+        b.p[b.len] = '\0';
+        *len = b.len;
+        return b.p;
+    }
+    put_full(&out, b.p, &f, true);
+    free(b.p);
+    *len = out.len;
+    return out.p;
+}
+
+json_t *fs_airport_index_search_json(const fs_airport_index_t *idx, const char *query, size_t limit, bool grouped)
+{
+    size_t len;
+    char *text = fs_airport_index_search_text(idx, query, limit, grouped, &len);
+    json_error_t err;
+    json_t *body = json_loadb(text, len, 0, &err);
+    free(text);
     return body;
 }

@@ -98,18 +98,44 @@ size_t fs_airport_index_popular(const fs_airport_index_t *idx, const char *count
 size_t fs_airport_index_by_city(const fs_airport_index_t *idx, const char *city, size_t limit,
                                 const fs_airport_t **out);
 
+/* ---- Response text ---------------------------------------------------------------------
+ * The build serialises every airport once (the airports are immutable for the life of the
+ * index), so a response is a concatenation of stored fragments rather than a jansson tree
+ * and a json_dumps per request. Fragments hold the same keys, in the same order and with the
+ * same types as fs_airport_json; strings are escaped by jansson; latitude and longitude are
+ * written with at most 6 decimals, trailing zeros trimmed but always with a decimal point
+ * (51.4706, -0.4619, 51.0: still a JSON real), null without coordinates.
+ * The bodies returned below are malloc'd, NUL-terminated, `*len` bytes; free() them. */
+
+/* AirportResponse text of an airport of `idx` (a pointer from this index: lookup, search,
+ * popular, by_city). Borrowed: valid as long as the index; not NUL-terminated. */
+const char *fs_airport_index_text(const fs_airport_index_t *idx, const fs_airport_t *a, size_t *len);
+
+/* JSON array of the AirportResponse texts of `list` (airports of `idx`). */
+char *fs_airport_index_list_text(const fs_airport_index_t *idx, const fs_airport_t *const *list, size_t n,
+                                 size_t *len);
+
+/* The body of fs_airport_index_search_json below, as text. */
+char *fs_airport_index_search_text(const fs_airport_index_t *idx, const char *query, size_t limit, bool grouped,
+                                   size_t *len);
+
+/* AirportResponse text (`full`: the grouped object) of any airport, e.g. one read from the
+ * database; the same writer the build uses. */
+char *fs_airport_text(const fs_airport_t *a, bool full, size_t *len);
+
 /* AirportResponse of the original: {iata_code, name, city, country, country_code, latitude,
  * longitude, is_major}; `full` adds icao_code, timezone and is_active (the original's cached
  * object, used inside grouped results). New reference. */
 json_t *fs_airport_json(const fs_airport_t *a, bool full);
 
 /* The whole response body of /airports/search (grouped = false) or /airports/search/grouped
- * (grouped = true): {"query": query as sent, "results": [...], "total": n}. Flat results are
+ * (grouped = true): {"query": query as sent, "total": n, "results": [...]}. Flat results are
  * AirportResponse objects. Grouped results fold the matched airports of one city (same folded
  * city and country) into {"type":"city","city","country","country_code","airport_count",
  * "airports":[full objects, major first, then by name],"codes":[same order],"display":"London
  * (All 5 airports)"} when two or more match, else {"type":"airport", <full object>}; an entry
- * sits where its best airport ranks, and `limit` counts entries. New reference. */
+ * sits where its best airport ranks, and `limit` counts entries. New reference (parsed from
+ * fs_airport_index_search_text, which the endpoints send; for tests and tools). */
 json_t *fs_airport_index_search_json(const fs_airport_index_t *idx, const char *query, size_t limit, bool grouped);
 
 #endif

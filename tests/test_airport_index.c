@@ -8,6 +8,7 @@
 #include "storage/csv.h"
 #include "storage/textfold.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -234,6 +235,192 @@ Test(airport_index, flat_json_shape)
     a = fs_airport_json(&no_coords, false);
     cr_assert(json_is_null(json_object_get(a, "latitude")));
     json_decref(a);
+}
+
+/* `got` (parsed from precomputed text) against `want` (built with jansson): same keys in the
+ * same order, same types, same values; coordinates within the 6 printed decimals. */
+static void assert_same_json(json_t *got, json_t *want, const char *where)
+{
+    cr_assert(got, "%s: missing", where);
+    cr_assert_eq(json_typeof(got), json_typeof(want), "%s: type %d, want %d", where, json_typeof(got),
+                 json_typeof(want));
+    if (json_is_real(want)) {
+        cr_assert(fabs(json_real_value(got) - json_real_value(want)) <= 5e-7, "%s: %.17g, want %.17g", where,
+                  json_real_value(got), json_real_value(want));
+    } else if (json_is_object(want)) {
+        cr_assert_eq(json_object_size(got), json_object_size(want), "%s: size", where);
+        void *ig = json_object_iter(got), *iw = json_object_iter(want);
+        for (; iw; ig = json_object_iter_next(got, ig), iw = json_object_iter_next(want, iw)) {
+            cr_assert_str_eq(json_object_iter_key(ig), json_object_iter_key(iw), "%s: key order", where);
+            assert_same_json(json_object_iter_value(ig), json_object_iter_value(iw), json_object_iter_key(iw));
+        }
+    } else if (json_is_array(want)) {
+        cr_assert_eq(json_array_size(got), json_array_size(want), "%s: size", where);
+        for (size_t i = 0; i < json_array_size(want); i++)
+            assert_same_json(json_array_get(got, i), json_array_get(want, i), where);
+    } else {
+        cr_assert(json_equal(got, want), "%s: values differ", where);
+    }
+}
+
+static json_t *parse(const char *text, size_t len)
+{
+    json_error_t err;
+    json_t *j = json_loadb(text, len, 0, &err);
+    cr_assert(j, "not JSON (%s): %.*s", err.text, (int)len, text);
+    return j;
+}
+
+/* Rows whose text is awkward: float noise, negative and tiny coordinates, no coordinates, no
+ * ICAO code or time zone, quotes, backslashes and control characters. */
+static const fs_airport_t odd[] = {
+    {"LHR", "EGLL", "London Heathrow Airport", "London", "United Kingdom", "GB", "Europe/London", 51.470600128173828,
+     -0.461941003799438, true, true, true, 1051},
+    {"SYD", "YSSY", "Sydney \"Kingsford Smith\" Airport", "Sydney", "Australia", "AU", NULL, -33.946098,
+     151.177002, true, false, true, 400},
+    {"QQA", "", "Back\\slash\tTab\x01", "Zero", "Null Island", "ZZ", "Etc/UTC", -0.0000001, 0.0, true, false, true,
+     0},
+    {"QQB", "", "Nowhere", "Zero", "Null Island", "ZZ", NULL, 0, 0, false, false, true, 0},
+    {"QQC", "QQCC", "Ends", "Zero", "Null Island", "ZZ", NULL, 12.5, -179.999999, true, false, true, 0},
+};
+
+Test(airport_index, precomputed_text_equals_jansson)
+{
+    fs_airport_index_t *ox = fs_airport_index_build(odd, sizeof odd / sizeof odd[0]);
+    const fs_airport_index_t *both[] = {idx, ox};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < fs_airport_index_count(both[k]); i++) {
+            const fs_airport_t *a = fs_airport_index_at(both[k], i);
+            size_t len;
+            const char *t = fs_airport_index_text(both[k], a, &len);
+            json_t *got = parse(t, len), *want = fs_airport_json(a, false);
+            assert_same_json(got, want, a->iata);
+            json_decref(got), json_decref(want);
+            char *full = fs_airport_text(a, true, &len);
+            got = parse(full, len), want = fs_airport_json(a, true);
+            assert_same_json(got, want, a->iata);
+            json_decref(got), json_decref(want), free(full);
+            char *flat = fs_airport_text(a, false, &len);
+            cr_assert_eq(len, strlen(flat));
+            size_t ilen;
+            cr_assert(len == (fs_airport_index_text(both[k], a, &ilen), ilen) && memcmp(flat, t, len) == 0,
+                      "the same writer in and out of an index");
+            free(flat);
+        }
+    /* Exact text: short coordinates (no float noise), one decimal kept, -0 printed as 0. */
+    size_t len;
+    const char *t = fs_airport_index_text(ox, fs_airport_index_lookup(ox, "LHR"), &len);
+    const char *lhr = "{\"iata_code\":\"LHR\",\"name\":\"London Heathrow Airport\",\"city\":\"London\","
+                      "\"country\":\"United Kingdom\",\"country_code\":\"GB\",\"latitude\":51.4706,"
+                      "\"longitude\":-0.461941,\"is_major\":true}";
+    cr_assert(len == strlen(lhr) && memcmp(t, lhr, len) == 0, "%.*s", (int)len, t);
+    t = fs_airport_index_text(ox, fs_airport_index_lookup(ox, "QQA"), &len);
+    cr_assert(strstr(t, "\"name\":\"Back\\\\slash\\tTab\\u0001\"") &&
+                  strstr(t, "\"latitude\":0.0,\"longitude\":0.0,\"is_major\":false}"),
+              "%.*s", (int)len, t);
+    t = fs_airport_index_text(ox, fs_airport_index_lookup(ox, "QQB"), &len);
+    cr_assert(strstr(t, "\"latitude\":null,\"longitude\":null,"), "%.*s", (int)len, t);
+    t = fs_airport_index_text(ox, fs_airport_index_lookup(ox, "QQC"), &len);
+    cr_assert(strstr(t, "\"latitude\":12.5,\"longitude\":-179.999999,"), "%.*s", (int)len, t);
+    char *full = fs_airport_text(fs_airport_index_lookup(ox, "SYD"), true, &len);
+    cr_assert(strstr(full, "\"icao_code\":\"YSSY\",\"name\":\"Sydney \\\"Kingsford Smith\\\" Airport\"") &&
+                  strstr(full, "\"is_major\":false,\"timezone\":null,\"is_active\":true}"),
+              "%s", full);
+    free(full);
+    fs_airport_index_free(ox);
+}
+
+/* Keys of `o`, space-separated, in order. */
+static char *keys_of(json_t *o)
+{
+    char *s = fs_strdup("");
+    for (void *it = json_object_iter(o); it; it = json_object_iter_next(o, it)) {
+        char *n = fs_sprintf("%s%s%s", s, *s ? " " : "", json_object_iter_key(it));
+        free(s);
+        s = n;
+    }
+    return s;
+}
+
+Test(airport_index, search_text_shapes)
+{
+    const char *queries[] = {"london", "lon", "gatwick", "sao paulo", "dub", "x", "zz top"};
+    for (size_t k = 0; k < sizeof queries / sizeof queries[0]; k++)
+        for (int grouped = 0; grouped < 2; grouped++) {
+            size_t len;
+            char *text = fs_airport_index_search_text(idx, queries[k], 10, grouped, &len);
+            cr_assert_eq(len, strlen(text));
+            json_t *body = parse(text, len);
+            free(text);
+            char *keys = keys_of(body);
+            cr_assert_str_eq(keys, "query total results");
+            free(keys);
+            json_t *results = json_object_get(body, "results");
+            cr_assert_eq(json_integer_value(json_object_get(body, "total")), (json_int_t)json_array_size(results));
+            for (size_t i = 0; i < json_array_size(results); i++) {
+                json_t *e = json_array_get(results, i);
+                const char *type = json_string_value(json_object_get(e, "type"));
+                const char *code = json_string_value(json_object_get(e, "iata_code"));
+                json_t *want = NULL, *got = json_deep_copy(e);
+                if (!grouped) {
+                    want = fs_airport_json(fs_airport_index_lookup(idx, code), false);
+                } else if (strcmp(type, "airport") == 0) {
+                    want = json_pack("{s:s}", "type", "airport");
+                    json_t *a = fs_airport_json(fs_airport_index_lookup(idx, code), true);
+                    json_object_update(want, a);
+                    json_decref(a);
+                } else {
+                    keys = keys_of(e);
+                    cr_assert_str_eq(keys, "type city country country_code airport_count airports codes display");
+                    free(keys);
+                    json_t *airports = json_object_get(e, "airports");
+                    for (size_t m = 0; m < json_array_size(airports); m++) {
+                        json_t *am = json_array_get(airports, m);
+                        const fs_airport_t *a = fs_airport_index_lookup(
+                            idx, json_string_value(json_object_get(am, "iata_code")));
+                        json_t *w = fs_airport_json(a, true);
+                        assert_same_json(am, w, a->iata);
+                        json_decref(w);
+                        cr_assert_str_eq(json_string_value(json_array_get(json_object_get(e, "codes"), m)), a->iata);
+                    }
+                }
+                if (want)
+                    assert_same_json(got, want, queries[k]);
+                json_decref(want), json_decref(got);
+            }
+            json_decref(body);
+        }
+    /* The query is echoed escaped, and "" when it is not UTF-8 (as jansson refuses it). */
+    size_t len;
+    char *text = fs_airport_index_search_text(idx, "lo\"n\\d\n", 5, false, &len);
+    json_t *body = parse(text, len);
+    cr_assert_str_eq(json_string_value(json_object_get(body, "query")), "lo\"n\\d\n");
+    json_decref(body), free(text);
+    text = fs_airport_index_search_text(idx, "\xff\xfe", 5, true, &len);
+    cr_assert_str_eq(text, "{\"query\":\"\",\"total\":0,\"results\":[]}");
+    free(text);
+    text = fs_airport_index_search_text(idx, NULL, 5, false, &len);
+    cr_assert_str_eq(text, "{\"query\":\"\",\"total\":0,\"results\":[]}");
+    free(text);
+}
+
+Test(airport_index, list_text)
+{
+    const fs_airport_t *out[32];
+    size_t n = fs_airport_index_popular(idx, "gb", 10, out), len;
+    char *text = fs_airport_index_list_text(idx, out, n, &len);
+    json_t *arr = parse(text, len);
+    cr_assert_eq(json_array_size(arr), n);
+    for (size_t i = 0; i < n; i++) {
+        json_t *w = fs_airport_json(out[i], false);
+        assert_same_json(json_array_get(arr, i), w, out[i]->iata);
+        json_decref(w);
+    }
+    json_decref(arr), free(text);
+    text = fs_airport_index_list_text(idx, out, 0, &len);
+    cr_assert_str_eq(text, "[]");
+    cr_assert_eq(len, 2);
+    free(text);
 }
 
 Test(airport_index, popular_and_by_city)
