@@ -71,23 +71,9 @@ static const char *result_code(json_t *body, size_t i)
     return str(json_array_get(json_object_get(body, "results"), i), "iata_code");
 }
 
-/* Waits for the worker(s) to finish their first load (503 until then). */
-static void wait_loaded(void)
-{
-    double deadline = fs_test_now_ms() + 20000;
-    while (fs_test_now_ms() < deadline) {
-        if (get("/airports/search?q=dub", NULL) == 200)
-            return;
-        usleep(50000);
-    }
-    cr_assert_fail("reference data never loaded; see %s", srv.log_path);
-}
-
 static void start_server(int workers)
 {
-    fs_test_ensure_reference_data();
-    cr_assert_eq(fs_test_server_start(&srv, workers, server_env), 0, "server did not start; see %s", srv.log_path);
-    wait_loaded();
+    fs_test_start_refdata_server(&srv, workers, server_env);
 }
 
 static void setup(void)

@@ -5,7 +5,9 @@
 #include "tests/support/harness.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 PGconn *fs_test_db(void)
 {
@@ -55,4 +57,22 @@ void fs_test_ensure_reference_data(void)
                "ON CONFLICT (iata_code) DO UPDATE SET name = excluded.name, is_active = excluded.is_active");
     fs_test_exec(c, "SELECT pg_advisory_unlock(774201)");
     PQfinish(c);
+}
+
+void fs_test_start_refdata_server(fs_test_server_t *srv, int workers, const char *const *env)
+{
+    fs_test_ensure_reference_data();
+    cr_assert_eq(fs_test_server_start(srv, workers, env), 0, "server did not start; see %s", srv->log_path);
+    /* Workers answer 503 until their first load of the reference data has finished. */
+    char url[128];
+    snprintf(url, sizeof url, "%s/airports/search?q=dub", srv->url);
+    for (double deadline = fs_test_now_ms() + 20000; fs_test_now_ms() < deadline; usleep(50000)) {
+        fs_test_resp_t r;
+        fs_test_http("GET", url, NULL, NULL, &r);
+        long status = r.status;
+        fs_test_resp_free(&r);
+        if (status == 200)
+            return;
+    }
+    cr_assert_fail("reference data never loaded; see %s", srv->log_path);
 }

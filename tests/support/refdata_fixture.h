@@ -2,6 +2,8 @@
 #ifndef FS_TEST_REFDATA_FIXTURE_H
 #define FS_TEST_REFDATA_FIXTURE_H
 
+#include "tests/support/harness.h"
+
 #include <libpq-fe.h>
 
 /* A blocking connection to DATABASE_URL (fails the test when it cannot connect). */
@@ -14,5 +16,7 @@ long fs_test_scalar(PGconn *c, const char *sql);
  * once (idempotent, under an advisory lock), and adds the test airports ZZR (active) and ZZQ
  * (inactive). */
 void fs_test_ensure_reference_data(void);
+/* Ensures the data, starts the server and waits until its workers have loaded it. */
+void fs_test_start_refdata_server(fs_test_server_t *srv, int workers, const char *const *env);
 
 #endif
