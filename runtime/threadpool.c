@@ -39,7 +39,7 @@ typedef struct {
 struct fs_threadpool {
     pthread_mutex_t lock;
     pthread_cond_t ready;
-    jobq_t todo, done;  /* both under lock */
+    jobq_t queued, done;  /* both under lock */
     bool stopping;      /* under lock */
     pthread_t *threads;
     int nthreads;
@@ -90,7 +90,7 @@ static void *worker_main(void *arg)
         fs_debug("thread pool: cannot lower thread priority: %s", strerror(errno));
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        job_t *j = q_pop(&p->todo);
+        job_t *j = q_pop(&p->queued);
         if (!j) {
             if (p->stopping)
                 break;
@@ -170,7 +170,7 @@ int fs_threadpool_submit(fs_threadpool_t *pool, fs_work_fn work, fs_after_work_f
     j->arg = arg;
     pool->inflight++;
     pthread_mutex_lock(&pool->lock);
-    q_push(&pool->todo, j);
+    q_push(&pool->queued, j);
     pthread_cond_signal(&pool->ready);
     pthread_mutex_unlock(&pool->lock);
     return 0;
@@ -195,7 +195,7 @@ void fs_threadpool_free(fs_threadpool_t *pool)
      * threads can no longer take, so run what is left here until nothing remains. */
     run_completions(pool);
     job_t *j;
-    while ((j = q_pop(&pool->todo))) {
+    while ((j = q_pop(&pool->queued))) {
         j->work(j->arg);
         pool->inflight--;
         if (j->after)
