@@ -11,7 +11,12 @@ cmake -S . -B "$build" "$@" >/dev/null
 cmake --build "$build" -j "$(nproc)"
 
 services=$(mktemp -d /tmp/flightshark-test.XXXXXX)
-cleanup() { scripts/services.sh stop "$services" || true; rm -rf "$services"; }
+# A test process that crashes cannot run its teardown: stop any server it left behind.
+cleanup() {
+  pkill -TERM -f "^$(pwd)/$build/flightshark serve" 2>/dev/null || true
+  scripts/services.sh stop "$services" || true
+  rm -rf "$services"
+}
 trap cleanup EXIT
 FS_PG_FSYNC=off scripts/services.sh start "$services"
 # shellcheck disable=SC1091
