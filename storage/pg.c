@@ -15,13 +15,12 @@
  *     connect attempt of a connection, which queued queries wait for.
  */
 #include "storage/pg.h"
+#include "storage/resolve.h"
 
 #include "runtime/alloc.h"
 #include "runtime/log.h"
 
-#include <arpa/inet.h>
 #include <event2/event.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -772,29 +771,12 @@ static char *strip_driver(const char *url)
     return fs_sprintf("%.*s%s", (int)(plus - url), url, sep);
 }
 
-static bool is_ip_literal(const char *host)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
 /* One entry of hostaddr for one entry of host: "" for sockets, the address otherwise. */
 static char *resolve_one(const char *host, char **err)
 {
     if (!host[0] || host[0] == '/' || host[0] == '@')
         return fs_strdup("");
-    if (is_ip_literal(host))
-        return fs_strdup(host);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-    int rc = getaddrinfo(host, NULL, &hints, &ai);
-    if (rc != 0) {
-        *err = fs_sprintf("cannot resolve database host '%s': %s", host, gai_strerror(rc));
-        return NULL;
-    }
-    char ip[INET6_ADDRSTRLEN] = "";
-    getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof ip, NULL, 0, NI_NUMERICHOST);
-    freeaddrinfo(ai);
-    return fs_strdup(ip);
+    return fs_resolve_ip(host, "database", err);
 }
 
 /* host may be a comma-separated list; hostaddr gets one entry per host. Returns "" when no

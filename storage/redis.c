@@ -17,16 +17,15 @@
  *  - Every command carries our own callback, even when the caller passes none.
  */
 #include "storage/redis.h"
+#include "storage/resolve.h"
 
 #include "runtime/alloc.h"
 #include "runtime/log.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -429,23 +428,6 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 /*--- REDIS_URL -------------------------------------------------------------------------*/
 
-static char *resolve_host(const char *host, char **err)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-    if (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)
-        return fs_strdup(host);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-    int rc = getaddrinfo(host, NULL, &hints, &ai);
-    if (rc != 0) {
-        *err = fs_sprintf("cannot resolve redis host '%s': %s", host, gai_strerror(rc));
-        return NULL;
-    }
-    char ip[INET6_ADDRSTRLEN] = "";
-    getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof ip, NULL, 0, NI_NUMERICHOST);
-    freeaddrinfo(ai);
-    return fs_strdup(ip);
-}
-
 static char *url_part(CURLU *u, CURLUPart part, unsigned flags)
 {
     char *v = NULL;
@@ -479,7 +461,7 @@ static int parse_tcp_url(fs_redis_t *r, const char *url, char **err)
         *err = fs_sprintf("REDIS_URL has no host");
     else if (path && path[1] && strspn(path + 1, "0123456789") != strlen(path + 1))
         *err = fs_sprintf("REDIS_URL database must be a number, got '%s'", path + 1);
-    else if ((r->ip = resolve_host(host, err)))
+    else if ((r->ip = fs_resolve_ip(host, "redis", err)))
         rc = 0;
     free(host);
     free(port);
