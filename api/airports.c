@@ -23,7 +23,6 @@
 #include "storage/refdata_live.h"
 
 #include <ctype.h>
-#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,56 +30,6 @@
 #define SEARCH_Q_MAX 50
 #define POPULAR_LIMIT_MAX 100
 #define CITY_LIMIT 100 /* the original had none; no real city has more than ~10 airports */
-/* Longest wait for the worker's first load; a slow machine (or valgrind) may take several seconds
- * to build the indexes, a database that hangs would take forever. */
-#define PARK_MAX_MS 30000
-
-/* A request that arrived during the worker's first load: it runs again when that load has
- * finished (with the data, or to answer 503 if the load failed), or answers 503 itself after
- * PARK_MAX_MS (a database that hangs instead of refusing). */
-typedef struct parked {
-    fs_handler_fn handler;
-    fs_req_t *req; /* NULL once the deadline has answered it */
-    struct event *deadline;
-} parked_t;
-
-static void on_park_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    parked_t *p = arg;
-    fs_reply_unavailable(p->req, 1, "Reference data is loading");
-    p->req = NULL;
-}
-
-static void on_first_load(const fs_refdata_t *data, const char *error, void *arg)
-{
-    parked_t *p = arg;
-    if (p->req)
-        p->handler(p->req);
-    event_free(p->deadline);
-    free(p);
-}
-
-/* The bundle, or NULL after answering 503 or parking the request (the handler is then called
- * again with it later). */
-static const fs_refdata_t *refdata_or_reply(fs_req_t *req, fs_handler_fn handler)
-{
-    const fs_refdata_t *data = fs_refdata_current();
-    if (data)
-        return data;
-    parked_t *p = FS_NEW(parked_t);
-    if (fs_refdata_live_wait_first(on_first_load, p)) {
-        p->handler = handler;
-        p->req = req;
-        p->deadline = evtimer_new(fs_worker->base, on_park_deadline, p);
-        struct timeval tv = {PARK_MAX_MS / 1000, (PARK_MAX_MS % 1000) * 1000};
-        evtimer_add(p->deadline, &tv);
-        return NULL;
-    }
-    free(p);
-    fs_reply_unavailable(req, 1, "Reference data is loading");
-    return NULL;
-}
-
 /* Bodies are concatenations of the JSON the index wrote at build time (airport_index.h). */
 static void reply_text(fs_req_t *req, char *body, size_t len)
 {
@@ -124,7 +73,7 @@ static void search(fs_req_t *req, bool grouped, fs_handler_fn self)
     fs_query_int(req, e, "limit", 10, 1, SEARCH_LIMIT_MAX, &limit);
     if (fs_errors_reply(req, e))
         return;
-    const fs_refdata_t *data = refdata_or_reply(req, self);
+    const fs_refdata_t *data = fs_api_refdata_or_reply(req, self);
     if (!data)
         return;
     size_t len;
@@ -151,7 +100,7 @@ static void get_popular(fs_req_t *req)
     fs_query_int(req, e, "limit", 20, 1, POPULAR_LIMIT_MAX, &limit);
     if (fs_errors_reply(req, e))
         return;
-    const fs_refdata_t *data = refdata_or_reply(req, get_popular);
+    const fs_refdata_t *data = fs_api_refdata_or_reply(req, get_popular);
     if (!data)
         return;
     const fs_airport_t *out[POPULAR_LIMIT_MAX];
@@ -161,7 +110,7 @@ static void get_popular(fs_req_t *req)
 
 static void get_city(fs_req_t *req)
 {
-    const fs_refdata_t *data = refdata_or_reply(req, get_city);
+    const fs_refdata_t *data = fs_api_refdata_or_reply(req, get_city);
     if (!data)
         return;
     const fs_airport_t *out[CITY_LIMIT];
@@ -212,7 +161,7 @@ static bool is_code(const char *s)
 
 static void get_airport(fs_req_t *req)
 {
-    const fs_refdata_t *data = refdata_or_reply(req, get_airport);
+    const fs_refdata_t *data = fs_api_refdata_or_reply(req, get_airport);
     if (!data)
         return;
     const char *code = fs_req_param(req, "code");

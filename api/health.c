@@ -1,7 +1,8 @@
 /* Health endpoints.
  *
  *   GET /health        PostgreSQL (SELECT 1) and Redis (PING), checked concurrently within
- *                      HEALTH_DEADLINE_MS: 200 when both answer, 503 naming the one down.
+ *                      HEALTH_DEADLINE_MS: 200 "healthy" when both answer, 200 "degraded"
+ *                      when only Redis is down, 503 "unhealthy" when PostgreSQL is.
  *   GET /health/ready  as the original: always 200, status "ready" or "degraded" with the
  *                      checks; 503 "draining" while the worker shuts down, so a balancer
  *                      stops sending it work.
@@ -49,16 +50,21 @@ static void reply(health_check_t *c)
         fs_reply_json(c->req, 200, json_pack("{s:s, s:o}", "status", ok ? "ready" : "degraded", "checks", checks));
         return;
     }
-    json_t *body = json_pack("{s:s, s:s, s:o}", "status", ok ? "healthy" : "unhealthy", "service",
-                             "flightshark-api", "checks", checks);
+    /* Without Redis the server still answers (flight search from its own cache and the
+     * providers, logins without the shared rate limit): degraded, not down, so a balancer
+     * does not take every host out when the shared Redis fails. */
+    const char *status = ok ? "healthy" : c->pg_ok ? "degraded" : "unhealthy";
+    json_t *body = json_pack("{s:s, s:s, s:o}", "status", status, "service", "flightshark-api", "checks", checks);
     if (!ok) {
         const char *down = !c->pg_ok && !c->redis_ok ? "PostgreSQL and Redis are unavailable"
                            : !c->pg_ok               ? "PostgreSQL is unavailable"
-                                                     : "Redis is unavailable";
+                                                     : "Redis is unavailable: searches are served without the shared "
+                                                       "cache";
         json_object_set_new(body, "detail", json_string(down));
-        fs_reply_header(c->req, "Retry-After", "5");
     }
-    fs_reply_json(c->req, ok ? 200 : 503, body);
+    if (!c->pg_ok)
+        fs_reply_header(c->req, "Retry-After", "5");
+    fs_reply_json(c->req, c->pg_ok ? 200 : 503, body);
 }
 
 static void finish_one(health_check_t *c)

@@ -11,6 +11,12 @@ void fs_api_auth_routes(fs_router_t *r);
 void fs_api_users_routes(fs_router_t *r);
 void fs_api_airports_routes(fs_router_t *r);
 void fs_api_airlines_routes(fs_router_t *r);
+void fs_api_flights_routes(fs_router_t *r);
+
+/* The worker's reference data for a handler, or NULL after the request was answered 503 or
+ * parked until the worker's first load finishes (`handler` is then called again with it). */
+typedef struct fs_refdata fs_refdata_t;
+const fs_refdata_t *fs_api_refdata_or_reply(fs_req_t *req, fs_handler_fn handler);
 
 /* Refreshes the gauges that /metrics reads from other modules before each render. */
 void fs_api_metrics_install(fs_metrics_t *m);

@@ -27,7 +27,9 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: flightshark-bench [options] URL\n"
             "       flightshark-bench --scenario FILE --describe\n\n"
-            "URL is http://HOST:PORT[/PATH]; without --scenario the run is a GET of PATH.\n\n"
+            "URL is http://HOST:PORT[/PATH]; without --scenario the run is a GET of PATH.\n"
+            "For the internal RPC, rpc://HOST:PORT[/METHOD] (default Ping), or a scenario with\n"
+            "protocol = rpc.\n\n"
             "  -s, --scenario FILE   request mix, connections, duration, ... (bench/scenarios/*.scn)\n"
             "  -c, --connections N   keep-alive connections (scenario, else 10)\n"
             "  -t, --threads N       generator threads, one event loop each (scenario, else 1)\n"
@@ -135,12 +137,14 @@ static void parse_args(int argc, char **argv, cli_t *c)
     }
 }
 
-/* Splits http://HOST:PORT/PATH. Returns 0, or -1 when the URL is not plain http. */
-static int split_url(const char *url, char **host, char **port, char **path)
+/* Splits http://HOST:PORT/PATH (or rpc://HOST:PORT/METHOD, *rpc then set). Returns 0, or -1
+ * when the URL is neither. */
+static int split_url(const char *url, char **host, char **port, char **path, bool *rpc)
 {
-    if (strncmp(url, "http://", 7) != 0)
+    *rpc = strncmp(url, "rpc://", 6) == 0;
+    if (strncmp(url, "http://", 7) != 0 && !*rpc)
         return -1;
-    const char *h = url + 7, *slash = strchr(h, '/');
+    const char *h = url + (*rpc ? 6 : 7), *slash = strchr(h, '/');
     const char *end = slash ? slash : h + strlen(h);
     const char *colon = memchr(h, ':', (size_t)(end - h));
     if (end == h || colon == h)
@@ -250,13 +254,27 @@ static int run(const cli_t *c, fs_scenario_t *s, const char *host, const char *p
     return rc == 0 ? 0 : 1;
 }
 
+/* The ad-hoc run: a GET of the URL's path, or an RPC call of the method it names (no payload). */
+static void single_request(fs_scenario_t *s, const char *path, bool rpc)
+{
+    if (!rpc) {
+        fs_scn_single(s, path);
+        return;
+    }
+    fs_scn_single(s, path[1] ? path + 1 : "Ping");
+    free(s->protocol);
+    s->protocol = fs_strdup("rpc");
+}
+
 int main(int argc, char **argv)
 {
     cli_t c = {0};
     parse_args(argc, argv, &c);
     char *host = NULL, *port = NULL, *path = NULL, *err = NULL;
-    if (c.url && split_url(c.url, &host, &port, &path) != 0) {
-        fprintf(stderr, "flightshark-bench: URL must look like http://HOST:PORT/PATH, got '%s'\n", c.url);
+    bool rpc = false;
+    if (c.url && split_url(c.url, &host, &port, &path, &rpc) != 0) {
+        fprintf(stderr, "flightshark-bench: URL must look like http://HOST:PORT/PATH or rpc://HOST:PORT/METHOD, got '%s'\n",
+                c.url);
         return 2;
     }
     fs_scenario_t s;
@@ -269,8 +287,14 @@ int main(int argc, char **argv)
         rc = 2;
     } else {
         if (!c.scenario)
-            fs_scn_single(&s, path);
-        rc = c.describe ? describe(&s) : run(&c, &s, host, port);
+            single_request(&s, path, rpc);
+        if (c.url && (strcmp(s.protocol, "rpc") == 0) != rpc) {
+            fprintf(stderr, "flightshark-bench: the scenario speaks %s; the URL must start with %s://\n", s.protocol,
+                    s.protocol);
+            rc = 2;
+        } else {
+            rc = c.describe ? describe(&s) : run(&c, &s, host, port);
+        }
         fs_scn_free(&s);
     }
     free(err);

@@ -59,8 +59,9 @@ typedef struct fs_bench_proto {
 } fs_bench_proto_t;
 
 extern const fs_bench_proto_t fs_bench_proto_http;
+extern const fs_bench_proto_t fs_bench_proto_rpc; /* bench/proto_rpc.c */
 
-/* The protocol called `name` ("http"), or NULL. */
+/* The protocol called `name` ("http", "rpc"), or NULL. */
 const fs_bench_proto_t *fs_bench_proto_find(const char *name);
 
 #endif

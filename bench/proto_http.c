@@ -131,5 +131,7 @@ const fs_bench_proto_t *fs_bench_proto_find(const char *name)
 {
     if (strcmp(name, "http") == 0)
         return &fs_bench_proto_http;
+    if (strcmp(name, "rpc") == 0)
+        return &fs_bench_proto_rpc;
     return NULL;
 }

@@ -105,7 +105,7 @@ static int set_top(parser_t *p, const char *k, const char *v)
         s->description = fs_strdup(v);
     } else if (strcmp(k, "protocol") == 0) {
         if (!fs_bench_proto_find(v))
-            return fail(p, "unknown protocol '%s' (known: http)", v);
+            return fail(p, "unknown protocol '%s' (known: http, rpc)", v);
         free(s->protocol);
         s->protocol = fs_strdup(v);
     } else if (strcmp(k, "connections") == 0) {
@@ -149,6 +149,17 @@ static bool valid_method(const char *v)
     return true;
 }
 
+/* With `protocol = rpc` (set before the first [request]) a path is the method's name. */
+static bool valid_rpc_method(const char *v)
+{
+    if (!isalpha((unsigned char)*v))
+        return false;
+    for (const char *c = v; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '_' && *c != '.')
+            return false;
+    return true;
+}
+
 static int set_req(parser_t *p, const char *k, const char *v)
 {
     fs_scn_req_t *r = p->req;
@@ -163,8 +174,12 @@ static int set_req(parser_t *p, const char *k, const char *v)
         free(r->method);
         r->method = fs_strdup(v);
     } else if (strcmp(k, "path") == 0) {
-        if (v[0] != '/' || strpbrk(v, " \t"))
+        if (strcmp(p->s->protocol, "rpc") == 0) {
+            if (!valid_rpc_method(v))
+                return fail(p, "path '%s' must be an RPC method name such as Ping", v);
+        } else if (v[0] != '/' || strpbrk(v, " \t")) {
             return fail(p, "path '%s' must start with '/' and hold no spaces", v);
+        }
         free(r->path);
         r->path = fs_strdup(v);
     } else if (strcmp(k, "header") == 0) {

@@ -4,7 +4,8 @@
  *
  *     name        = airports-search        # defaults to the file name without .scn
  *     description = autocomplete as users type
- *     protocol    = http                   # the only one today
+ *     protocol    = http                   # or rpc (bench/proto_rpc.c): then, in each [request],
+ *                                          # path = the method, body = its message as JSON
  *     connections = 32
  *     threads     = 2                      # generator threads (0 or absent: decided by the CLI)
  *     duration    = 10s                    # s, ms, m; plain numbers are seconds

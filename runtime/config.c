@@ -54,6 +54,7 @@ static const setting_t settings[] = {
     INT("PORT", port, "8000", 1, 65535),
     STR("RPC_BIND_ADDRESS", rpc_bind_address, "127.0.0.1"),
     INT("RPC_PORT", rpc_port, "8002", 1, 65535),
+    SECRET("RPC_TOKEN", rpc_token, ""),
     INT("WORKERS", workers, "0", 0, 256),
     INT("SHUTDOWN_TIMEOUT_MS", shutdown_timeout_ms, "10000", 0, 600000),
     INT("THREAD_POOL_SIZE", thread_pool_size, "2", 1, 64),
@@ -64,6 +65,26 @@ static const setting_t settings[] = {
     INT("MAX_KEEPALIVE_REQUESTS", max_keepalive_requests, "10000", 1, INT_MAX),
     INT("ACTOR_MAILBOX_CAPACITY", mailbox_capacity, "4096", 1, 1 << 24),
     INT("ACTOR_BATCH", actor_batch, "64", 1, 1 << 16),
+    STR("FLIGHT_SEARCH_STRATEGY", flight_search_strategy, "fallback"),
+    INT("SEARCH_DEADLINE_MS", search_deadline_ms, "8000", 100, 120000),
+    INT("CACHE_TTL_FLIGHTS", cache_ttl_flights, "300", 1, 86400),
+    INT("CACHE_TTL_CALENDAR", cache_ttl_calendar, "3600", 1, 86400),
+    INT("CACHE_L1_MAX_ENTRIES", cache_l1_max_entries, "10000", 1, 10000000),
+    INT("CACHE_L1_MAX_MB", cache_l1_max_mb, "64", 1, 65536),
+    INT("MIN_CONNECTION_MINUTES", min_connection_minutes, "45", 10, 600),
+    INT("MIN_CONNECTION_INTERLINE_MINUTES", min_connection_interline_minutes, "90", 10, 720),
+    INT("MAX_LAYOVER_MINUTES", max_layover_minutes, "600", 30, 2880),
+    INT("OBSERVED_FARE_MAX_AGE_HOURS", observed_fare_max_age_hours, "24", 1, 8760),
+    INT("PROVIDER_DEGRADED_AFTER", provider_degraded_after, "3", 1, 1000),
+    INT("PROVIDER_UNAVAILABLE_AFTER", provider_unavailable_after, "10", 1, 1000),
+    INT("PROVIDER_RETRY_AFTER_S", provider_retry_after_s, "60", 1, 86400),
+    INT("SEARCH_LOG_BATCH", search_log_batch, "200", 1, 100000),
+    INT("SEARCH_LOG_FLUSH_MS", search_log_flush_ms, "1000", 10, 600000),
+    INT("PRICE_INGEST_BATCH_ROWS", price_ingest_batch_rows, "5000", 1, 1000000),
+    INT("PRICE_INGEST_FLUSH_MS", price_ingest_flush_ms, "200", 1, 600000),
+    INT("PRICE_INGEST_BUFFER_ROWS", price_ingest_buffer_rows, "1000000", 1, 100000000),
+    INT("PRICE_RETENTION_DAYS", price_retention_days, "1461", 31, 36500),
+    INT("PRICE_STREAM_MAXLEN", price_stream_maxlen, "1000000", 0, INT_MAX),
     STR("LOG_LEVEL", log_level, "info"),
     STR("FLIGHTSHARK_DATA_DIR", data_dir, ""),
 };
@@ -130,6 +151,32 @@ int fs_config_set(fs_config_t *cfg, const char *name, const char *value, char **
     return apply(cfg, s, value, err);
 }
 
+/* A key that is not in the table: kept for fs_config_extra (later files override). */
+static void keep_extra(fs_config_t *cfg, const char *key, const char *value)
+{
+    for (size_t i = 0; i < cfg->n_extra; i++)
+        if (strcmp(cfg->extra[i].key, key) == 0) {
+            free(cfg->extra[i].value);
+            cfg->extra[i].value = fs_strdup(value);
+            return;
+        }
+    cfg->extra = fs_realloc(cfg->extra, (cfg->n_extra + 1) * sizeof *cfg->extra);
+    cfg->extra[cfg->n_extra].key = fs_strdup(key);
+    cfg->extra[cfg->n_extra].value = fs_strdup(value);
+    cfg->n_extra++;
+}
+
+const char *fs_config_extra(const fs_config_t *cfg, const char *name)
+{
+    const char *v = getenv(name);
+    if (v)
+        return v;
+    for (size_t i = 0; cfg && i < cfg->n_extra; i++)
+        if (strcmp(cfg->extra[i].key, name) == 0)
+            return cfg->extra[i].value;
+    return NULL;
+}
+
 /* Parses KEY=VALUE lines (.env and flightshark.conf share the format): '#' comments, an
  * optional `export `, optional single or double quotes around the value. Unknown keys are
  * ignored, as the original's pydantic settings did, so one .env can serve other tools. */
@@ -170,6 +217,8 @@ static int load_file(fs_config_t *cfg, const char *path, char **err)
             v++;
         }
         const setting_t *s = find_setting(p);
+        if (!s)
+            keep_extra(cfg, p, v);
         if (s && apply(cfg, s, v, err) != 0) {
             char *inner = *err;
             *err = fs_sprintf("%s:%d: %s", path, lineno, inner);
@@ -239,6 +288,20 @@ int fs_config_validate(const fs_config_t *cfg, char **err)
         *err = fs_strdup(weak);
         return -1;
     }
+    static const char *const strategies[] = {"fallback", "parallel", "best_price"};
+    bool strategy_ok = false;
+    for (size_t i = 0; i < 3; i++)
+        strategy_ok |= strcmp(cfg->flight_search_strategy, strategies[i]) == 0;
+    if (!strategy_ok) {
+        *err = fs_sprintf("FLIGHT_SEARCH_STRATEGY: expected fallback, parallel or best_price, got '%.40s'",
+                          cfg->flight_search_strategy);
+        return -1;
+    }
+    if (cfg->provider_unavailable_after < cfg->provider_degraded_after) {
+        *err = fs_sprintf("PROVIDER_UNAVAILABLE_AFTER: must be at least PROVIDER_DEGRADED_AFTER (%d)",
+                          cfg->provider_degraded_after);
+        return -1;
+    }
     if (cfg->port == cfg->rpc_port) {
         *err = fs_sprintf("RPC_PORT: must differ from PORT (both %d)", cfg->port);
         return -1;
@@ -296,6 +359,13 @@ void fs_config_free(fs_config_t *cfg)
             free(*field);
             *field = NULL;
         }
+    for (size_t i = 0; i < cfg->n_extra; i++) {
+        free(cfg->extra[i].key);
+        free(cfg->extra[i].value);
+    }
+    free(cfg->extra);
+    cfg->extra = NULL;
+    cfg->n_extra = 0;
 }
 
 int fs_config_worker_count(const fs_config_t *cfg)

@@ -40,6 +40,7 @@ typedef struct fs_config {
     int port;
     char *rpc_bind_address;
     int rpc_port;
+    char *rpc_token; /* RPC shared secret; "" = none required (docs/RPC.md) */
     int workers; /* 0 = one per online CPU */
     int shutdown_timeout_ms;
     int thread_pool_size;
@@ -52,9 +53,36 @@ typedef struct fs_config {
     /* actors */
     int mailbox_capacity;
     int actor_batch;
+    /* flight search (docs/FLIGHTS.md) */
+    char *flight_search_strategy;     /* fallback | parallel | best_price */
+    int search_deadline_ms;           /* overall budget of one search across providers */
+    int cache_ttl_flights;            /* seconds a search answer is reused */
+    int cache_ttl_calendar;           /* seconds a cheapest-dates answer is reused */
+    int cache_l1_max_entries;
+    int cache_l1_max_mb;
+    int min_connection_minutes;       /* minimum connection time, same carrier */
+    int min_connection_interline_minutes; /* minimum connection time when changing carrier */
+    int max_layover_minutes;
+    int observed_fare_max_age_hours;  /* price_history rows younger than this override the model */
+    int provider_degraded_after;      /* consecutive failures */
+    int provider_unavailable_after;
+    int provider_retry_after_s;       /* an unavailable provider gets one trial call after this */
+    int search_log_batch;             /* search_logs rows per INSERT */
+    int search_log_flush_ms;
+    /* price ingest (docs/PRICES.md) */
+    int price_ingest_batch_rows;      /* rows per COPY transaction */
+    int price_ingest_flush_ms;        /* a partial batch is written after this */
+    int price_ingest_buffer_rows;     /* rows held while PostgreSQL is slow or down */
+    int price_retention_days;         /* price_history partitions older than this are dropped */
+    int price_stream_maxlen;          /* approximate length of the Redis stream; 0 = no stream */
     /* misc */
     char *log_level;
     char *data_dir; /* FLIGHTSHARK_DATA_DIR: reference data files */
+    /* keys of the files that are not in the table (see fs_config_extra) */
+    struct fs_config_kv {
+        char *key, *value;
+    } *extra;
+    size_t n_extra;
 } fs_config_t;
 
 /* Fills `cfg` from defaults, then `conf_path` and `dotenv_path` (either may be NULL or
@@ -67,6 +95,11 @@ int fs_config_set(fs_config_t *cfg, const char *name, const char *value, char **
 
 /* Checks values and cross-field rules (URL schemes, default secret outside DEBUG). */
 int fs_config_validate(const fs_config_t *cfg, char **err);
+
+/* A setting that is not in the table, for modules that own their settings (a flight provider's
+ * keys): the environment, else the last value in .env or the configuration file, else NULL.
+ * Not validated and never printed by --print-config. */
+const char *fs_config_extra(const fs_config_t *cfg, const char *name);
 
 /* Writes NAME=value lines with secrets (and URL passwords) masked. */
 void fs_config_print(const fs_config_t *cfg, FILE *out);

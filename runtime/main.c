@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
+extern const fs_command_t fs_cmd_rpc; /* cli/rpc.c */
+
 static const fs_command_t *const commands[] = {
-    &fs_cmd_serve, &fs_cmd_migrate, &fs_cmd_import, &fs_cmd_seed, &fs_cmd_user, &fs_cmd_version, NULL,
+    &fs_cmd_serve, &fs_cmd_migrate, &fs_cmd_import, &fs_cmd_seed, &fs_cmd_user, &fs_cmd_rpc, &fs_cmd_version, NULL,
 };
 
 static void usage(FILE *out)

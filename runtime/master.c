@@ -60,7 +60,7 @@ static double now_s(void)
 
 /* One listening socket per slot, all bound to the same address with SO_REUSEPORT: the
  * kernel spreads new connections over them, and a slot's queue outlives its worker. */
-static int open_listener(const char *addr, int port)
+static int open_listener(const char *setting, const char *addr, int port)
 {
     struct sockaddr_storage ss = {0};
     socklen_t len;
@@ -75,7 +75,7 @@ static int open_listener(const char *addr, int port)
         in6->sin6_port = htons((uint16_t)port);
         len = sizeof *in6;
     } else {
-        fs_error("BIND_ADDRESS: '%s' is not an IPv4 or IPv6 address", addr);
+        fs_error("%s: '%s' is not an IPv4 or IPv6 address", setting, addr);
         return -1;
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -296,12 +296,16 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 static int open_slots(void)
 {
     m.slots = fs_calloc((size_t)m.n, sizeof(slot_t));
+    for (int i = 0; i < m.n; i++) /* close_slots after a failure must not close fd 0 */
+        m.slots[i].http_fd = m.slots[i].rpc_fd = -1;
     for (int i = 0; i < m.n; i++) {
         slot_t *s = &m.slots[i];
         s->index = i;
-        s->rpc_fd = -1;
-        s->http_fd = open_listener(fs_cfg->bind_address, fs_cfg->port);
+        s->http_fd = open_listener("BIND_ADDRESS", fs_cfg->bind_address, fs_cfg->port);
         if (s->http_fd < 0)
+            return -1;
+        s->rpc_fd = open_listener("RPC_BIND_ADDRESS", fs_cfg->rpc_bind_address, fs_cfg->rpc_port);
+        if (s->rpc_fd < 0)
             return -1;
         s->restart_timer = evtimer_new(m.base, on_restart_timer, s);
     }
@@ -349,7 +353,8 @@ int fs_master_run(fs_master_reload_fn reload)
         evsignal_add(sigs[i], NULL);
     m.kill_timer = evtimer_new(m.base, on_kill_timer, NULL);
 
-    fs_info("flightshark %s serving on %s:%d with %d workers", FS_VERSION, fs_cfg->bind_address, fs_cfg->port, m.n);
+    fs_info("flightshark %s serving on %s:%d (RPC %s:%d) with %d workers", FS_VERSION, fs_cfg->bind_address,
+            fs_cfg->port, fs_cfg->rpc_bind_address, fs_cfg->rpc_port, m.n);
     for (int i = 0; i < m.n; i++)
         spawn(&m.slots[i]);
     event_base_dispatch(m.base);

@@ -1,12 +1,18 @@
 #include "runtime/worker.h"
 
 #include "api/routes.h"
+#include "api/rpc_methods.h"
 #include "runtime/alloc.h"
 #include "runtime/config.h"
 #include "runtime/log.h"
+#include "actors/cache/cache.h"
+#include "actors/price_ingest/price_ingest.h"
+#include "actors/search/search.h"
 #include "runtime/actor.h"
+#include "runtime/http_client.h"
 #include "runtime/metrics.h"
 #include "runtime/peer.h"
+#include "runtime/rpc.h"
 #include "runtime/threadpool.h"
 #include "storage/pg.h"
 #include "storage/redis.h"
@@ -27,6 +33,7 @@ fs_worker_t *fs_worker;
 
 static struct {
     struct event *sigterm, *sigint, *drain_timer;
+    fs_rpc_server_t *rpc; /* NULL when the slot has no RPC socket */
     double drain_deadline;
 } w;
 
@@ -44,10 +51,16 @@ static bool origin_allowed(const char *origin, size_t len)
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
-    size_t inflight = fs_http_server_inflight(fs_worker->http);
-    if (inflight == 0 || now_ms() >= w.drain_deadline) {
-        if (inflight)
-            fs_warn("drain deadline reached with %zu requests in flight", inflight);
+    size_t inflight = fs_http_server_inflight(fs_worker->http) + (w.rpc ? fs_rpc_server_inflight(w.rpc) : 0);
+    /* buffered prices and the last analytics batch are written before the worker leaves */
+    fs_pg_stats_t pg;
+    fs_pg_pool_stats(fs_worker->pg, &pg);
+    bool writes_done = pg.busy == 0 && pg.queued == 0 &&
+                       (!fs_worker->price_ingest || fs_price_ingest_idle(fs_worker->price_ingest));
+    if ((inflight == 0 && writes_done) || now_ms() >= w.drain_deadline) {
+        if (inflight || !writes_done)
+            fs_warn("drain deadline reached with %zu requests in flight%s", inflight,
+                    writes_done ? "" : " and writes pending");
         event_base_loopexit(fs_worker->base, NULL);
         return;
     }
@@ -63,6 +76,11 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
         return;
     fs_worker->draining = true;
     fs_http_server_stop_accepting(fs_worker->http);
+    if (w.rpc)
+        fs_rpc_server_stop_accepting(w.rpc);
+    if (fs_worker->price_ingest)
+        fs_price_ingest_drain(fs_worker->price_ingest, NULL, NULL);
+    fs_search_flush_logs();
     w.drain_deadline = now_ms() + fs_cfg->shutdown_timeout_ms;
     fs_info("draining: %zu requests in flight", fs_http_server_inflight(fs_worker->http));
     on_drain_tick(-1, 0, NULL);
@@ -122,6 +140,25 @@ static void start_storage(fs_worker_t *wk)
     wk->redis = fs_redis_new(wk->base, &redis);
 }
 
+/* Flight search: outbound HTTP, the providers, and the cache and search actors. The cache
+ * lock outlives a search's deadline, so a follower never takes over from a leader that is
+ * still within its budget. */
+static void start_flights(fs_worker_t *wk)
+{
+    wk->http_client = fs_http_client_new(wk->base);
+    fs_provider_env_t env = {.base = wk->base, .pool = wk->pool, .http = wk->http_client, .metrics = wk->metrics};
+    wk->providers = fs_provider_manager_new(&env, fs_provider_registry);
+    fs_cache_opts_t cache = {
+        .max_entries = (size_t)fs_cfg->cache_l1_max_entries,
+        .max_bytes = (size_t)fs_cfg->cache_l1_max_mb << 20,
+        .lock_ms = fs_cfg->search_deadline_ms + 2000,
+        .wait_ms = fs_cfg->search_deadline_ms + 1000,
+    };
+    fs_cache_spawn(wk->actors, wk->redis, wk->metrics, &cache);
+    fs_search_deps_t deps = {.providers = wk->providers, .pg = wk->pg, .metrics = wk->metrics, .peer = wk->peer};
+    fs_search_spawn(wk->actors, &deps);
+}
+
 /* libevent's own messages go through our logger, so every line on stderr is JSON. One is
  * expected and harmless: the master's event_base, inherited across fork and deliberately left
  * alone (its epoll instance is shared with the master), still owns the signal slot when the
@@ -161,9 +198,16 @@ int fs_worker_run(const fs_worker_spec_t *spec)
     wk->actors = fs_actor_system_new(wk->base, &actor_opts);
     wk->peer = fs_peer_new(wk->actors, spec->peer_fd, on_peer_close, NULL);
     fs_runtime_register_types();
+    fs_search_register_types();
+    fs_price_ingest_register_types();
     fs_api_metrics_spawn_actor(wk->actors);
+    if (wk->index == FS_PRICE_INGEST_WORKER)
+        wk->price_ingest =
+            fs_price_ingest_start(wk->actors, &(fs_price_ingest_opts_t){.redis = wk->redis, .metrics = wk->metrics});
+    start_flights(wk);
     wk->router = fs_router_new();
     fs_api_register_all(wk->router);
+    fs_api_rpc_register();
 
     wk->http = start_http(wk, spec->http_fd);
     if (!wk->http) {
@@ -171,6 +215,8 @@ int fs_worker_run(const fs_worker_spec_t *spec)
         rc = 1;
         goto failed_http;
     }
+    if (spec->rpc_fd >= 0 && !(w.rpc = fs_rpc_server_new(wk->base, spec->rpc_fd, wk->metrics)))
+        fs_error("cannot serve RPC on the slot's socket; serving HTTP only");
     w.sigterm = evsignal_new(wk->base, SIGTERM, on_sigterm, NULL);
     w.sigint = evsignal_new(wk->base, SIGINT, on_sigterm, NULL);
     w.drain_timer = evtimer_new(wk->base, on_drain_tick, NULL);
@@ -187,10 +233,16 @@ int fs_worker_run(const fs_worker_spec_t *spec)
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     fs_http_server_free(wk->http);
+    fs_rpc_server_free(w.rpc);
 failed_http:
     fs_router_free(wk->router);
+    fs_price_ingest_free(wk->price_ingest);
     fs_peer_free(wk->peer);
     fs_actor_system_free(wk->actors);
+    /* after the actors (no search waits on a provider any more), before the pool and the
+     * HTTP client the providers use */
+    fs_provider_manager_free(wk->providers);
+    fs_http_client_free(wk->http_client);
     /* The thread pool goes first: its last completions (a login's hash, a reference data
      * load) may still query PostgreSQL or Redis, which must exist until they have run. */
     fs_threadpool_free(wk->pool);

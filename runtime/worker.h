@@ -37,6 +37,9 @@ typedef struct fs_worker {
     fs_http_server_t *http;
     fs_actor_system_t *actors;
     fs_peer_t *peer; /* messages to actors of other workers */
+    struct fs_http_client *http_client;       /* outbound HTTP (providers, notifications) */
+    struct fs_provider_manager *providers;    /* flight providers (actors/search/manager.h) */
+    struct fs_price_ingest *price_ingest;     /* worker 0 only: the host's price-ingest actor */
     bool draining; /* SIGTERM received: no new connections, finishing in-flight requests */
 } fs_worker_t;
 

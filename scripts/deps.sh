@@ -10,7 +10,7 @@ packages=(
   libpq-dev libhiredis-dev libzstd-dev libjemalloc-dev libcriterion-dev
   libjansson-dev libargon2-dev libssl-dev libcurl4-openssl-dev libxml2-dev libhttp-parser-dev
   postgresql-15 postgresql-client-15 redis-server redis-tools
-  curl procps
+  curl procps tzdata
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(nginx-light wrk valgrind)

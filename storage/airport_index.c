@@ -9,6 +9,7 @@
  * the substring tier; when it does, the rarest n-gram of the query picks the few airports
  * worth a strstr. Ties within a tier are broken by a rank computed once at build time. */
 #include "storage/airport_index.h"
+#include "storage/metro.h"
 
 #include "runtime/alloc.h"
 #include "storage/textfold.h"
@@ -927,6 +928,15 @@ static void put_city_entry(buf_t *b, const fs_airport_index_t *idx, uint32_t fir
     const struct frag *f = &idx->frag[first];
     const char *t = text_of(idx, first);
     PUT_LIT(b, "{\"type\":\"city\",");
+    /* The multi-airport city code a client can search with, when the city has one. */
+    const char *metro = NULL;
+    for (size_t i = 0; i < n && !metro; i++)
+        metro = fs_metro_code_of(idx->ap[members[i]].iata);
+    if (metro) {
+        PUT_LIT(b, "\"city_code\":\"");
+        put(b, metro, strlen(metro));
+        PUT_LIT(b, "\",");
+    }
     put(b, t + f->place_at, f->place); /* "city":..,"country":..,"country_code":.. */
     PUT_LIT(b, ",\"airport_count\":");
     put_uint(b, n);

@@ -42,6 +42,7 @@ fs_refdata_t *fs_refdata_build(const fs_airport_t *airports, size_t n_airports, 
         a->logo_url = dup_opt(airlines[i].logo_url);
         a->alliance = dup_opt(airlines[i].alliance);
     }
+    r->timetable = fs_timetable_build(r->airports, r->routes, r->airlines, r->n_airlines);
     return r;
 }
 
@@ -49,7 +50,8 @@ void fs_refdata_free(fs_refdata_t *r)
 {
     if (!r)
         return;
-    fs_route_graph_free(r->routes); /* points into the airport index: first */
+    fs_timetable_free(r->timetable); /* points into the airport index */
+    fs_route_graph_free(r->routes);  /* points into the airport index: first */
     fs_airport_index_free(r->airports);
     for (size_t i = 0; i < r->n_airlines; i++) {
         free((char *)r->airlines[i].name), free((char *)r->airlines[i].country);

@@ -16,6 +16,7 @@
 
 #include "storage/airport_index.h"
 #include "storage/route_graph.h"
+#include "storage/timetable.h"
 
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -40,6 +41,7 @@ typedef struct fs_refdata {
     fs_airline_t *airlines;        /** every airline with a code, primary first for each code */
     size_t n_airlines;
     size_t routes_dropped;         /** route rows left out of the graph (see fs_route_graph_build) */
+    fs_timetable_t *timetable;     /** weekly schedule derived from the graph (storage/timetable.h) */
 } fs_refdata_t;
 
 /* Builds a bundle from rows (copies everything). For tests and for loaders. */

@@ -20,23 +20,9 @@ static fs_test_server_t srv;
 
 /*--- data and accounts ----------------------------------------------------------------------*/
 
-/* An access token for a user (created if needed) that is or is not an administrator. */
 static char *token_for(const char *email, bool admin)
 {
-    PGconn *c = fs_test_db();
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO users (email, password_hash, is_admin) VALUES ('%s', 'x', %s) "
-             "ON CONFLICT (email) DO UPDATE SET is_admin = excluded.is_admin, is_active = true RETURNING id",
-             email, admin ? "true" : "false");
-    PGresult *r = PQexec(c, sql);
-    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
-    fs_jwt_claims_t cl = {.type = FS_JWT_ACCESS, .iat = time(NULL), .exp = time(NULL) + 600};
-    snprintf(cl.sub, sizeof cl.sub, "%s", PQgetvalue(r, 0, 0));
-    fs_uuid_v4(cl.jti);
-    PQclear(r);
-    PQfinish(c);
-    return fs_jwt_encode(&cl, SECRET, strlen(SECRET));
+    return fs_test_token(email, admin, SECRET);
 }
 
 /*--- HTTP -----------------------------------------------------------------------------------*/

@@ -1,12 +1,15 @@
 /* Shared by the suites that need the real reference data in the suite database. */
 #include "tests/support/refdata_fixture.h"
 
+#include "security/jwt.h"
 #include "storage/pg.h"
 #include "tests/support/harness.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 PGconn *fs_test_db(void)
@@ -75,4 +78,22 @@ void fs_test_start_refdata_server(fs_test_server_t *srv, int workers, const char
             return;
     }
     cr_assert_fail("reference data never loaded; see %s", srv->log_path);
+}
+
+char *fs_test_token(const char *email, bool admin, const char *secret)
+{
+    PGconn *c = fs_test_db();
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO users (email, password_hash, is_admin) VALUES ('%s', 'x', %s) "
+             "ON CONFLICT (email) DO UPDATE SET is_admin = excluded.is_admin, is_active = true RETURNING id",
+             email, admin ? "true" : "false");
+    PGresult *r = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+    fs_jwt_claims_t cl = {.type = FS_JWT_ACCESS, .iat = time(NULL), .exp = time(NULL) + 600};
+    snprintf(cl.sub, sizeof cl.sub, "%s", PQgetvalue(r, 0, 0));
+    fs_uuid_v4(cl.jti);
+    PQclear(r);
+    PQfinish(c);
+    return fs_jwt_encode(&cl, secret, strlen(secret));
 }
