@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_LINE    8192
 #define MAX_QUERIES 1000000
@@ -391,15 +392,15 @@ char *fs_scn_urlencode(const char *s)
     return out;
 }
 
-/* `tpl` with every "{q}" replaced by `q`; caller frees. */
-static char *substitute(const char *tpl, const char *q)
+/* `tpl` with every `token` replaced by `q`; caller frees. */
+static char *replace_all(const char *tpl, const char *token, const char *q)
 {
-    size_t qlen = strlen(q), n = 0;
-    for (const char *c = strstr(tpl, "{q}"); c; c = strstr(c + 3, "{q}"))
+    size_t qlen = strlen(q), tlen = strlen(token), n = 0;
+    for (const char *c = strstr(tpl, token); c; c = strstr(c + tlen, token))
         n++;
     char *out = fs_malloc(strlen(tpl) + n * qlen + 1), *o = out;
     for (const char *c = tpl;;) {
-        const char *hit = strstr(c, "{q}");
+        const char *hit = strstr(c, token);
         size_t len = hit ? (size_t)(hit - c) : strlen(c);
         memcpy(o, c, len);
         o += len;
@@ -407,18 +408,73 @@ static char *substitute(const char *tpl, const char *q)
             break;
         memcpy(o, q, qlen);
         o += qlen;
-        c = hit + 3;
+        c = hit + tlen;
     }
     *o = '\0';
     return out;
 }
 
+/* Every "{date+N}" replaced by the UTC date N days from now (YYYY-MM-DD), so scenarios of
+ * future travel dates stay valid whenever they run. */
+static char *expand_dates(char *s)
+{
+    /* "{month+N}": "month=M&year=Y" of the month N months from now */
+    for (char *at = strstr(s, "{month+"); at; at = strstr(s, "{month+")) {
+        char *end = strchr(at, '}');
+        if (!end)
+            break;
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        int months = tm.tm_year * 12 + tm.tm_mon + (int)strtol(at + 7, NULL, 10);
+        char value[48], token[32];
+        snprintf(value, sizeof value, "month=%d&year=%d", months % 12 + 1, months / 12 + 1900);
+        snprintf(token, sizeof token, "%.*s", (int)(end - at + 1), at);
+        char *next = replace_all(s, token, value);
+        free(s);
+        s = next;
+    }
+    for (char *at = strstr(s, "{date+"); at; at = strstr(s, "{date+")) {
+        char *end = strchr(at, '}');
+        if (!end)
+            break;
+        long days = strtol(at + 6, NULL, 10);
+        time_t t = time(NULL) + days * 86400;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char date[16];
+        strftime(date, sizeof date, "%Y-%m-%d", &tm);
+        char token[32];
+        snprintf(token, sizeof token, "%.*s", (int)(end - at + 1), at);
+        char *next = replace_all(s, token, date);
+        free(s);
+        s = next;
+    }
+    return s;
+}
+
+/* The request text for query `q`: "{q}" takes it URL-encoded, "{rawq}" as written (a query
+ * line that is itself "a=1&b=2"); then dates are expanded. Caller frees. */
+static char *substitute(const char *tpl, const char *q)
+{
+    char *enc = fs_scn_urlencode(q);
+    char *once = replace_all(tpl, "{q}", enc);
+    char *twice = replace_all(once, "{rawq}", q);
+    free(enc);
+    free(once);
+    return expand_dates(twice);
+}
+
+static bool uses_query(const char *s)
+{
+    return s && (strstr(s, "{q}") || strstr(s, "{rawq}"));
+}
+
 static int render_one(fs_scn_req_t *r, const fs_bench_proto_t *proto, const char *authority, const char *q,
                       fs_bench_buf_t *out, char **err)
 {
-    char *enc = q ? fs_scn_urlencode(q) : NULL;
-    char *target = q ? substitute(r->path, enc) : fs_strdup(r->path);
-    char *body = q && r->body ? substitute(r->body, q) : (r->body ? fs_strdup(r->body) : NULL);
+    char *target = substitute(r->path, q ? q : "");
+    char *body = r->body ? substitute(r->body, q ? q : "") : NULL;
     fs_proto_req_t pr = {.method = r->method,
                          .target = target,
                          .body = body,
@@ -426,7 +482,6 @@ static int render_one(fs_scn_req_t *r, const fs_bench_proto_t *proto, const char
                          .nheaders = r->nheaders,
                          .authority = authority};
     int rc = proto->render(&pr, out, err);
-    free(enc);
     free(target);
     free(body);
     return rc;
@@ -442,7 +497,7 @@ static void free_queries(char **qs, long n)
 static int render_req(fs_scenario_t *s, fs_scn_req_t *r, const fs_bench_proto_t *proto, const char *authority,
                       char **err)
 {
-    bool templated = strstr(r->path, "{q}") || (r->body && strstr(r->body, "{q}"));
+    bool templated = uses_query(r->path) || uses_query(r->body);
     const char *file = r->queries_file ? r->queries_file : s->queries_file;
     char **qs = NULL;
     long nq = 1;
@@ -474,8 +529,8 @@ int fs_scn_render(fs_scenario_t *s, const fs_bench_proto_t *proto, const char *a
 char *fs_scn_first_target(const fs_scenario_t *s, char **err)
 {
     const fs_scn_req_t *r = &s->reqs[0];
-    if (!strstr(r->path, "{q}"))
-        return fs_strdup(r->path);
+    if (!uses_query(r->path))
+        return substitute(r->path, "");
     const char *file = r->queries_file ? r->queries_file : s->queries_file;
     if (!file) {
         *err = fs_sprintf("%s:%d: the request uses {q} but no 'queries' file is set", s->file, r->line);
@@ -485,9 +540,7 @@ char *fs_scn_first_target(const fs_scenario_t *s, char **err)
     long n = fs_scn_read_queries(file, &qs, err);
     if (n < 0)
         return NULL;
-    char *enc = fs_scn_urlencode(qs[0]);
-    char *target = substitute(r->path, enc);
-    free(enc);
+    char *target = substitute(r->path, qs[0]);
     free_queries(qs, n);
     return target;
 }

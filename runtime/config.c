@@ -85,6 +85,10 @@ static const setting_t settings[] = {
     INT("PRICE_INGEST_BUFFER_ROWS", price_ingest_buffer_rows, "1000000", 1, 100000000),
     INT("PRICE_RETENTION_DAYS", price_retention_days, "1461", 31, 36500),
     INT("PRICE_STREAM_MAXLEN", price_stream_maxlen, "1000000", 0, INT_MAX),
+    INT("PRICE_REFRESH_INTERVAL_S", price_refresh_interval_s, "900", 0, 86400),
+    INT("PRICE_REFRESH_ROUTES", price_refresh_routes, "20", 1, 10000),
+    INT("ALERTS_PER_USER", alerts_per_user, "50", 1, 100000),
+    INT("ALERT_COOLDOWN_HOURS", alert_cooldown_hours, "6", 0, 8760),
     STR("LOG_LEVEL", log_level, "info"),
     STR("FLIGHTSHARK_DATA_DIR", data_dir, ""),
 };

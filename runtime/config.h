@@ -75,6 +75,11 @@ typedef struct fs_config {
     int price_ingest_buffer_rows;     /* rows held while PostgreSQL is slow or down */
     int price_retention_days;         /* price_history partitions older than this are dropped */
     int price_stream_maxlen;          /* approximate length of the Redis stream; 0 = no stream */
+    int price_refresh_interval_s;     /* scheduled refresh of popular routes; 0 = off */
+    int price_refresh_routes;         /* how many of the most searched routes it refreshes */
+    /* price alerts (docs/ALERTS.md) */
+    int alerts_per_user;              /* alerts one user may hold (active or paused) */
+    int alert_cooldown_hours;         /* an alert notifies at most once within this */
     /* misc */
     char *log_level;
     char *data_dir; /* FLIGHTSHARK_DATA_DIR: reference data files */

@@ -155,7 +155,8 @@ static void start_flights(fs_worker_t *wk)
         .wait_ms = fs_cfg->search_deadline_ms + 1000,
     };
     fs_cache_spawn(wk->actors, wk->redis, wk->metrics, &cache);
-    fs_search_deps_t deps = {.providers = wk->providers, .pg = wk->pg, .metrics = wk->metrics, .peer = wk->peer};
+    fs_search_deps_t deps = {.providers = wk->providers, .pg = wk->pg, .metrics = wk->metrics, .peer = wk->peer,
+                            .redis = wk->redis};
     fs_search_spawn(wk->actors, &deps);
 }
 

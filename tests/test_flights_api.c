@@ -570,3 +570,44 @@ Test(flights_api_redis_down, search_works_without_redis_and_health_says_degraded
     json_decref(b);
     fs_test_server_stop(&srv);
 }
+
+/*--- the scheduled refresh of popular routes --------------------------------------------------*/
+
+static double metric_sum(const char *name)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/metrics", srv.url);
+    fs_test_resp_t r;
+    fs_test_http("GET", url, NULL, NULL, &r);
+    double sum = 0;
+    size_t n = strlen(name);
+    for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n"))
+        if (strncmp(line, name, n) == 0 && (line[n] == ' ' || line[n] == '{'))
+            sum += atof(strrchr(line, ' ') + 1);
+    fs_test_resp_free(&r);
+    return sum;
+}
+
+Test(flights_refresh, popular_routes_are_searched_again_and_their_fares_recorded, .timeout = 120)
+{
+    const char *env[] = {"SECRET_KEY=" SECRET, "SEARCH_LOG_FLUSH_MS=100", "PRICE_REFRESH_INTERVAL_S=1", NULL};
+    fs_test_start_refdata_server(&srv, 2, env);
+    char dep[16], path[256], sql[256];
+    snprintf(path, sizeof path, "/flights/search?origin=ORK&destination=LHR&departure_date=%s",
+             day_from_now(12, dep));
+    cr_assert_eq(get(path, NULL), 200);
+    PGconn *c = fs_test_db();
+    snprintf(sql, sizeof sql,
+             "SELECT count(DISTINCT time) FROM price_history WHERE origin_code = 'ORK' AND destination_code = 'LHR' "
+             "AND departure_date = '%s'",
+             dep);
+    long times = 0;
+    for (int i = 0; i < 100 && times < 2; i++) {
+        usleep(100000);
+        times = fs_test_scalar(c, sql);
+    }
+    cr_assert_geq(times, 2, "the refresh recorded the route's fares again (observations at %ld times)", times);
+    cr_assert_gt(metric_sum("flightshark_price_refresh_searches_total"), 0);
+    PQfinish(c);
+    fs_test_server_stop(&srv);
+}

@@ -12,6 +12,7 @@
 #include "schemas/prices.pb-c.h"
 #include "schemas/search.pb-c.h"
 #include "storage/pg.h"
+#include "storage/redis.h"
 #include "storage/refdata_live.h"
 
 #include <stdarg.h>
@@ -28,7 +29,7 @@ static struct {
     fs_actor_t *self;
     fs_search_deps_t deps;
     fs_metric_family_t *seconds;
-    fs_metric_series_t *observations_sent, *observations_refused, *provider_failures;
+    fs_metric_series_t *observations_sent, *observations_refused, *provider_failures, *refreshes;
 } S;
 
 typedef enum { KIND_SEARCH, KIND_CALENDAR, KIND_FLEXIBLE } kind_t;
@@ -42,6 +43,7 @@ typedef struct job {
     int year, month;           /* calendar */
     fs_flexible_query_t fq;    /* flexible */
     bool leader;               /* the cache made us compute: store or abandon */
+    bool refresh;              /* the scheduled refresh: nobody to answer, not a user's search */
     int64_t started_us;
     struct timespec wall;      /* searched_at */
     fs_observed_fare_t *observed;
@@ -71,6 +73,8 @@ static void observe_duration(const job_t *j, bool cached)
 
 static void reply_error(fs_reply_addr_t to, int status, const char *detail)
 {
+    if (to.corr_id == 0)
+        return;
     Fs__Search__SearchReply *r = fs_pb_new(&fs__search__search_reply__descriptor);
     r->has_status = true;
     r->status = status;
@@ -82,6 +86,8 @@ static void reply_error(fs_reply_addr_t to, int status, const char *detail)
  * with (every body ends with that member). */
 static void reply_body(job_t *j, const char *body, size_t len, bool cached)
 {
+    if (j->reply_to.corr_id == 0)
+        return;
     Fs__Search__SearchReply *r = fs_pb_new(&fs__search__search_reply__descriptor);
     r->has_status = r->has_cached = r->has_body = true;
     r->status = 200;
@@ -228,7 +234,7 @@ static char *calendar_body(const job_t *j, const fs_calendar_day_t *days, int n,
 
 static void log_search(const job_t *j, int results, bool cached)
 {
-    if (j->kind != KIND_SEARCH)
+    if (j->kind != KIND_SEARCH || j->refresh)
         return;
     const fs_search_query_t *q = &j->p.q;
     search_log_row_t row = {
@@ -501,6 +507,73 @@ static void start(kind_t kind, fs_msg_t *msg)
     fs_cache_lookup(S.sys, j->p.key, on_cache, j);
 }
 
+/* ---- the scheduled refresh of popular routes -------------------------------------------------
+ * Every PRICE_REFRESH_INTERVAL_S, worker 0 of one host (a Redis lock; without Redis each host
+ * does it) searches the most searched one-way routes of the last day, each on its most
+ * searched upcoming date, past the cache, so that their fares are recorded even when nobody
+ * searches them right then. */
+
+static const char popular_sql[] =
+    "SELECT origin_code, destination_code, (mode() WITHIN GROUP (ORDER BY departure_date))::text "
+    "FROM search_logs WHERE searched_at > now() - interval '24 hours' "
+    "AND departure_date >= (now() AT TIME ZONE 'UTC')::date AND return_date IS NULL "
+    "GROUP BY origin_code, destination_code ORDER BY count(*) DESC LIMIT $1";
+
+static void on_popular(fs_pg_status_t st, PGresult *res, const char *error, void *arg)
+{
+    if (st != FS_PG_OK) {
+        fs_warn("price refresh: popular routes unavailable: %s", error ? error : "database unavailable");
+        return;
+    }
+    const fs_refdata_t *ref = fs_refdata_current();
+    for (int i = 0; i < PQntuples(res); i++) {
+        Fs__Search__SearchRequest in = FS__SEARCH__SEARCH_REQUEST__INIT;
+        in.origin = PQgetvalue(res, i, 0);
+        in.destination = PQgetvalue(res, i, 1);
+        in.departure_date = PQgetvalue(res, i, 2);
+        job_t *j = FS_NEW(job_t);
+        j->kind = KIND_SEARCH;
+        j->refresh = true;
+        j->started_us = now_us();
+        clock_gettime(CLOCK_REALTIME, &j->wall);
+        fsint_search_parse(ref, &in, j->wall.tv_sec, &j->p);
+        if (j->p.status != 200) {
+            job_free(j);
+            continue;
+        }
+        if (S.refreshes)
+            fs_metric_inc(S.refreshes, 1);
+        fetch_observed(j);
+    }
+}
+
+static void start_refresh(void)
+{
+    char n[16];
+    snprintf(n, sizeof n, "%d", fs_cfg->price_refresh_routes);
+    const char *params[] = {n};
+    fs_pg_query(S.deps.pg, "search_popular_routes", popular_sql, 1, params, on_popular, NULL);
+}
+
+static void on_refresh_lock(redisReply *reply, const char *error, void *arg)
+{
+    if (reply && reply->type == REDIS_REPLY_NIL)
+        return; /* another host refreshes this round */
+    start_refresh();
+}
+
+static void refresh_tick(void)
+{
+    if (!S.deps.pg)
+        return;
+    if (!S.deps.redis || !fs_redis_connected(S.deps.redis)) {
+        start_refresh();
+        return;
+    }
+    fs_redis_command(S.deps.redis, on_refresh_lock, NULL, "SET flightshark:price-refresh:lock 1 NX EX %d",
+                     fs_cfg->price_refresh_interval_s > 1 ? fs_cfg->price_refresh_interval_s - 1 : 1);
+}
+
 static int behaviour(fs_actor_t *self, void *state, fs_msg_t *msg)
 {
     switch (msg->type) {
@@ -524,6 +597,9 @@ static int behaviour(fs_actor_t *self, void *state, fs_msg_t *msg)
     case FS_MSG_SEARCH_LOG_TICK:
         fsint_search_log_flush();
         return FS_OK;
+    case FS_MSG_PRICE_REFRESH_TICK:
+        refresh_tick();
+        return FS_OK;
     default:
         fs_warn("search: unexpected message type %u", msg->type);
         return FS_OK;
@@ -534,6 +610,9 @@ static void *init(fs_actor_t *self, void *arg)
 {
     S.self = self;
     fs_actor_timer_start(self, FS_MSG_SEARCH_LOG_TICK, fs_cfg->search_log_flush_ms, fs_cfg->search_log_flush_ms);
+    int every_ms = fs_cfg->price_refresh_interval_s * 1000;
+    if (every_ms > 0 && fs_actor_system_worker(fs_actor_system(self)) <= 0)
+        fs_actor_timer_start(self, FS_MSG_PRICE_REFRESH_TICK, every_ms, every_ms);
     return NULL;
 }
 
@@ -571,6 +650,8 @@ fs_actor_t *fs_search_spawn(fs_actor_system_t *sys, const fs_search_deps_t *deps
         S.observations_refused = fs_metrics_simple(deps->metrics, FS_METRIC_COUNTER,
                                                    "flightshark_search_observations_refused_total",
                                                    "Price observations price-ingest could not take");
+        S.refreshes = fs_metrics_simple(deps->metrics, FS_METRIC_COUNTER, "flightshark_price_refresh_searches_total",
+                                        "Searches run by the scheduled refresh of popular routes");
         S.provider_failures = fs_metrics_simple(deps->metrics, FS_METRIC_COUNTER,
                                                 "flightshark_search_unanswered_total",
                                                 "Searches answered 503 because no provider answered");

@@ -34,6 +34,7 @@ enum {
     FS_MSG_CALENDAR_REQUEST = 103, /* fs.search.CalendarRequest (ask) */
     FS_MSG_FLEXIBLE_REQUEST = 104, /* fs.search.FlexibleRequest (ask) */
     FS_MSG_SEARCH_LOG_TICK = 150,  /* timer: flush the analytics batch */
+    FS_MSG_PRICE_REFRESH_TICK = 151, /* timer: refresh the fares of popular routes (worker 0) */
 };
 
 /* Registers the message types that cross workers. Call before forking. */
@@ -44,6 +45,7 @@ typedef struct fs_search_deps {
     fs_pg_pool_t *pg;                 /* observed fares and search_logs; may be NULL */
     fs_metrics_t *metrics;            /* may be NULL */
     fs_peer_t *peer;                  /* to reach price-ingest and other workers; may be NULL */
+    struct fs_redis *redis;           /* the refresh's cross-host lock; may be NULL */
 } fs_search_deps_t;
 
 /* Spawns this worker's search actor. */
