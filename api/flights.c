@@ -45,7 +45,7 @@ static void on_search_reply(int status, fs_msg_t *reply, void *arg)
 {
     pending_t *p = arg;
     fs_req_t *req = p->req;
-    const Fs__Search__SearchReply *r = reply ? fs_msg_body(reply, &fs__search__search_reply__descriptor) : NULL;
+    Fs__Search__SearchReply *r = reply ? fs_msg_body(reply, &fs__search__search_reply__descriptor) : NULL;
     if (status != FS_OK || !r) {
         if (status == FS_ETIMEOUT)
             fs_reply_unavailable(req, 1, "The search took too long; try again");
@@ -56,7 +56,12 @@ static void on_search_reply(int status, fs_msg_t *reply, void *arg)
         snprintf(timing, sizeof timing, "search;dur=%.3f", elapsed_ms(&p->started));
         fs_reply_header(req, "Server-Timing", timing);
         fs_reply_header(req, "X-Cache", r->cached ? "HIT" : "MISS");
-        fs_reply_raw(req, 200, "application/json", (const char *)r->body.data, r->body.len);
+        /* the body leaves without a copy: the reply gives it up */
+        char *body = (char *)r->body.data;
+        size_t len = r->body.len;
+        r->body.data = NULL;
+        r->body.len = 0;
+        fs_reply_take(req, 200, "application/json", body, len);
     } else if (r->status == 503) {
         fs_reply_unavailable(req, 1, r->detail ? r->detail : "Service unavailable");
     } else {

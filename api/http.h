@@ -78,6 +78,9 @@ void *fs_req_data(const fs_req_t *req);
 void fs_reply_header(fs_req_t *req, const char *name, const char *value); /* before the reply */
 void fs_reply_json(fs_req_t *req, int status, json_t *body);              /* steals body */
 void fs_reply_raw(fs_req_t *req, int status, const char *content_type, const char *body, size_t len);
+/* As fs_reply_raw, but takes a malloc'd body and sends it without copying (it is freed once
+ * written, or at once when there is nobody to send it to). */
+void fs_reply_take(fs_req_t *req, int status, const char *content_type, char *body, size_t len);
 void fs_reply_detail(fs_req_t *req, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* 503 {"detail": ...} with Retry-After: the shape for "try again shortly" (pool down, full mailbox). */
 void fs_reply_unavailable(fs_req_t *req, int retry_after_s, const char *detail);

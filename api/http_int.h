@@ -169,6 +169,7 @@ typedef struct fs_response {
     double seconds; /* X-Process-Time */
     const fs_kv_t *headers;
     size_t n_headers;
+    bool owned;  /* body is malloc'd and handed to the output buffer, which frees it */
 } fs_response_t;
 
 void fs_http_write_response(struct evbuffer *out, const fs_response_t *r);

@@ -66,6 +66,11 @@ static bool has_body(int status)
     return status >= 200 && status != 204 && status != 304;
 }
 
+static void free_owned_body(const void *data, size_t len, void *arg)
+{
+    free((void *)data);
+}
+
 void fs_http_write_response(struct evbuffer *out, const fs_response_t *r)
 {
     char date[64];
@@ -90,8 +95,13 @@ void fs_http_write_response(struct evbuffer *out, const fs_response_t *r)
     else if (r->minor == 0 && r->keepalive)
         evbuffer_add(out, "Connection: keep-alive\r\n", 24);
     evbuffer_add(out, "\r\n", 2);
-    if (!r->head_only && has_body(r->status) && r->len)
+    bool send_body = !r->head_only && has_body(r->status) && r->len;
+    if (send_body && r->owned)
+        evbuffer_add_reference(out, r->body, r->len, free_owned_body, NULL);
+    else if (send_body)
         evbuffer_add(out, r->body, r->len);
+    else if (r->owned)
+        free((void *)r->body);
 }
 
 /* ---- log line and metrics ------------------------------------------------------------------ */
@@ -143,10 +153,14 @@ void fs_http_observe(fs_http_server_t *srv, const char *method, const char *rout
 
 /* ---- replies ------------------------------------------------------------------------------- */
 
-static void send_reply(fs_req_t *req, int status, const char *content_type, const char *body, size_t len)
+/* `owned`: body is malloc'd and belongs to the reply from here on. */
+static void send_reply_body(fs_req_t *req, int status, const char *content_type, const char *body, size_t len,
+                            bool owned)
 {
     if (req->replied) {
         fs_warn("request %s answered twice; the second reply (%d) is dropped", req->id, status);
+        if (owned)
+            free((void *)body);
         return;
     }
     req->replied = true;
@@ -158,6 +172,8 @@ static void send_reply(fs_req_t *req, int status, const char *content_type, cons
                         req->id, req->peer);
     }
     if (!req->ev) { /* the client left while the handler worked */
+        if (owned)
+            free((void *)body);
         fs_req_free(req);
         return;
     }
@@ -174,9 +190,20 @@ static void send_reply(fs_req_t *req, int status, const char *content_type, cons
         .seconds = seconds,
         .headers = req->headers_out,
         .n_headers = req->n_headers_out,
+        .owned = owned,
     };
     fs_http_write_response(bufferevent_get_output(evhtp_connection_get_bev(ev->conn)), &r);
     fs_http_conn_replied(req->conn, req);
+}
+
+static void send_reply(fs_req_t *req, int status, const char *content_type, const char *body, size_t len)
+{
+    send_reply_body(req, status, content_type, body, len, false);
+}
+
+void fs_reply_take(fs_req_t *req, int status, const char *content_type, char *body, size_t len)
+{
+    send_reply_body(req, status, content_type, body, len, true);
 }
 
 void fs_reply_header(fs_req_t *req, const char *name, const char *value)

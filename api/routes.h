@@ -9,9 +9,11 @@ void fs_api_health_routes(fs_router_t *r);
 void fs_api_metrics_routes(fs_router_t *r);
 void fs_api_auth_routes(fs_router_t *r);
 void fs_api_users_routes(fs_router_t *r);
+void fs_api_notifications_routes(fs_router_t *r);
 void fs_api_airports_routes(fs_router_t *r);
 void fs_api_airlines_routes(fs_router_t *r);
 void fs_api_flights_routes(fs_router_t *r);
+void fs_api_alerts_routes(fs_router_t *r);
 
 /* The worker's reference data for a handler, or NULL after the request was answered 503 or
  * parked until the worker's first load finishes (`handler` is then called again with it). */

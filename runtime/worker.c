@@ -5,7 +5,9 @@
 #include "runtime/alloc.h"
 #include "runtime/config.h"
 #include "runtime/log.h"
+#include "actors/alert/alert.h"
 #include "actors/cache/cache.h"
+#include "actors/notify/notify.h"
 #include "actors/price_ingest/price_ingest.h"
 #include "actors/search/search.h"
 #include "runtime/actor.h"
@@ -34,6 +36,8 @@ fs_worker_t *fs_worker;
 static struct {
     struct event *sigterm, *sigint, *drain_timer;
     fs_rpc_server_t *rpc; /* NULL when the slot has no RPC socket */
+    fs_notify_t *notify;  /* worker 0 only: the outbox delivery actor */
+    fs_alert_shard_t *alert; /* this worker's alert shard */
     double drain_deadline;
 } w;
 
@@ -56,7 +60,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     fs_pg_stats_t pg;
     fs_pg_pool_stats(fs_worker->pg, &pg);
     bool writes_done = pg.busy == 0 && pg.queued == 0 &&
-                       (!fs_worker->price_ingest || fs_price_ingest_idle(fs_worker->price_ingest));
+                       (!fs_worker->price_ingest || fs_price_ingest_idle(fs_worker->price_ingest)) &&
+                       fs_notify_idle(w.notify);
     if ((inflight == 0 && writes_done) || now_ms() >= w.drain_deadline) {
         if (inflight || !writes_done)
             fs_warn("drain deadline reached with %zu requests in flight%s", inflight,
@@ -81,6 +86,7 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
     if (fs_worker->price_ingest)
         fs_price_ingest_drain(fs_worker->price_ingest, NULL, NULL);
     fs_search_flush_logs();
+    fs_notify_drain(w.notify);
     w.drain_deadline = now_ms() + fs_cfg->shutdown_timeout_ms;
     fs_info("draining: %zu requests in flight", fs_http_server_inflight(fs_worker->http));
     on_drain_tick(-1, 0, NULL);
@@ -201,11 +207,22 @@ int fs_worker_run(const fs_worker_spec_t *spec)
     fs_runtime_register_types();
     fs_search_register_types();
     fs_price_ingest_register_types();
+    fs_alert_register_types();
     fs_api_metrics_spawn_actor(wk->actors);
     if (wk->index == FS_PRICE_INGEST_WORKER)
         wk->price_ingest =
             fs_price_ingest_start(wk->actors, &(fs_price_ingest_opts_t){.redis = wk->redis, .metrics = wk->metrics});
     start_flights(wk);
+    w.alert = fs_alert_start(wk->actors, &(fs_alert_opts_t){.shard = wk->index, .shards = wk->count,
+                                                            .pg = wk->pg, .metrics = wk->metrics});
+    if (wk->index == FS_NOTIFY_WORKER) {
+        fs_notify_opts_t nopts;
+        fs_notify_opts_from_config(&nopts, fs_cfg);
+        nopts.pg = wk->pg;
+        nopts.http = wk->http_client;
+        nopts.pool = wk->pool;
+        w.notify = fs_notify_start(wk->actors, &nopts);
+    }
     wk->router = fs_router_new();
     fs_api_register_all(wk->router);
     fs_api_rpc_register();
@@ -238,6 +255,8 @@ int fs_worker_run(const fs_worker_spec_t *spec)
 failed_http:
     fs_router_free(wk->router);
     fs_price_ingest_free(wk->price_ingest);
+    fs_notify_free(w.notify);
+    fs_alert_stop(w.alert);
     fs_peer_free(wk->peer);
     fs_actor_system_free(wk->actors);
     /* after the actors (no search waits on a provider any more), before the pool and the

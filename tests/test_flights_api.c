@@ -26,7 +26,7 @@ static const char *day_from_now(int days, char buf[16])
 {
     static int run_offset = -1;
     if (run_offset < 0)
-        run_offset = (int)(time(NULL) / 60 % 150);
+        run_offset = (int)(((unsigned)time(NULL) ^ (unsigned)getpid() * 2654435761u) % 150);
     if (days > 0)
         days += run_offset;
     time_t t = time(NULL) + (time_t)days * 86400;
@@ -129,7 +129,8 @@ static void assert_offers(json_t *body, const char *origin, const char *destinat
 Test(flights_api, search_answers_from_the_inventory_then_from_the_cache)
 {
     char dep[16], path[256], cache[16];
-    snprintf(path, sizeof path, "/flights/search?origin=dub&destination=BCN&departure_date=%s",
+    /* two passengers: the scheduled refresh (one passenger) never fills this entry */
+    snprintf(path, sizeof path, "/flights/search?origin=dub&destination=BCN&departure_date=%s&passengers=2",
              day_from_now(40, dep));
     json_t *b;
     cr_assert_eq(req("GET", path, NULL, &b, cache), 200);
@@ -138,7 +139,7 @@ Test(flights_api, search_answers_from_the_inventory_then_from_the_cache)
     cr_assert_str_eq(str(b, "destination"), "BCN");
     cr_assert_str_eq(str(b, "departure_date"), dep);
     cr_assert(json_is_null(json_object_get(b, "return_date")));
-    cr_assert_eq(json_integer_value(json_object_get(b, "passengers")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(b, "passengers")), 2);
     cr_assert(json_is_false(json_object_get(b, "cached")));
     cr_assert_gt(json_array_size(json_object_get(b, "offers")), 2, "DUB-BCN has several carriers");
     assert_offers(b, "DUB", "BCN", false);
@@ -150,7 +151,7 @@ Test(flights_api, search_answers_from_the_inventory_then_from_the_cache)
     json_decref(b);
 
     /* the same search again, with the codes spelled differently: one cache entry */
-    snprintf(path, sizeof path, "/flights/search?origin=DUB&destination=bcn&departure_date=%s&passengers=1", dep);
+    snprintf(path, sizeof path, "/flights/search?origin=DUB&destination=bcn&departure_date=%s&passengers=2", dep);
     cr_assert_eq(req("GET", path, NULL, &b, cache), 200);
     cr_assert_str_eq(cache, "HIT");
     cr_assert(json_is_true(json_object_get(b, "cached")));
@@ -322,6 +323,10 @@ Test(flights_api, an_observed_fare_takes_precedence_over_the_model)
     cr_assert_str_eq(str(o, "airline"), carrier);
     cr_assert_float_eq(json_real_value(json_object_get(o, "price")), 22.50, 0.001, "3 passengers x 7.50");
     json_decref(b);
+    /* later runs of this suite search the same route on other days; keep them model-priced */
+    c = fs_test_db();
+    fs_test_exec(c, "DELETE FROM price_history WHERE source = 'amadeus' AND price = 7.50");
+    PQfinish(c);
 }
 
 /*--- cache: single-flight ---------------------------------------------------------------------*/
@@ -548,7 +553,7 @@ Test(flights_api, searches_are_logged_for_analytics)
 
 /*--- Redis down -------------------------------------------------------------------------------*/
 
-Test(flights_api_redis_down, search_works_without_redis_and_health_says_degraded, .timeout = 120)
+Test(flights_api_redis_down, search_works_without_redis_and_health_says_degraded, .timeout = 120, .fini = teardown)
 {
     char redis_url[64];
     snprintf(redis_url, sizeof redis_url, "REDIS_URL=redis://127.0.0.1:%d/0", fs_test_free_port());
@@ -568,7 +573,6 @@ Test(flights_api_redis_down, search_works_without_redis_and_health_says_degraded
     cr_assert_str_eq(str(b, "status"), "degraded");
     cr_assert(json_is_false(json_object_get(json_object_get(b, "checks"), "redis")));
     json_decref(b);
-    fs_test_server_stop(&srv);
 }
 
 /*--- the scheduled refresh of popular routes --------------------------------------------------*/
@@ -588,15 +592,18 @@ static double metric_sum(const char *name)
     return sum;
 }
 
-Test(flights_refresh, popular_routes_are_searched_again_and_their_fares_recorded, .timeout = 120)
+Test(flights_refresh, popular_routes_are_searched_again_and_their_fares_recorded, .timeout = 120, .fini = teardown)
 {
-    const char *env[] = {"SECRET_KEY=" SECRET, "SEARCH_LOG_FLUSH_MS=100", "PRICE_REFRESH_INTERVAL_S=1", NULL};
+    const char *env[] = {"SECRET_KEY=" SECRET, "SEARCH_LOG_FLUSH_MS=100", "PRICE_REFRESH_INTERVAL_S=1",
+                         "PRICE_REFRESH_ROUTES=10000", NULL};
+    PGconn *c = fs_test_db();
+    /* the refresh searches a route on its most searched date: only this run's searches count */
+    fs_test_exec(c, "DELETE FROM search_logs WHERE origin_code = 'ORK' AND destination_code = 'LHR'");
     fs_test_start_refdata_server(&srv, 2, env);
     char dep[16], path[256], sql[256];
     snprintf(path, sizeof path, "/flights/search?origin=ORK&destination=LHR&departure_date=%s",
              day_from_now(12, dep));
     cr_assert_eq(get(path, NULL), 200);
-    PGconn *c = fs_test_db();
     snprintf(sql, sizeof sql,
              "SELECT count(DISTINCT time) FROM price_history WHERE origin_code = 'ORK' AND destination_code = 'LHR' "
              "AND departure_date = '%s'",
@@ -609,5 +616,4 @@ Test(flights_refresh, popular_routes_are_searched_again_and_their_fares_recorded
     cr_assert_geq(times, 2, "the refresh recorded the route's fares again (observations at %ld times)", times);
     cr_assert_gt(metric_sum("flightshark_price_refresh_searches_total"), 0);
     PQfinish(c);
-    fs_test_server_stop(&srv);
 }
