@@ -4,6 +4,8 @@
  * transition. Only the second block and the footer are read. */
 #include "storage/tz.h"
 
+#include "runtime/date.h"
+
 #include "runtime/alloc.h"
 
 #include <stdio.h>
@@ -38,34 +40,22 @@ struct fs_tz {
 
 static int64_t days_from_civil(int64_t y, int m, int d)
 {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
+    return fs_date_to_days((fs_date_t){(int)y, m, d});
 }
 
 static int64_t year_of_days(int64_t z)
 {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    return yoe + era * 400 + (mp >= 10);
+    return fs_date_from_days(z).y;
 }
 
 static bool is_leap(int64_t y)
 {
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return fs_days_in_month((int)y, 2) == 29;
 }
 
 static int month_days(int64_t y, int m)
 {
-    static const int len[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : len[m - 1];
+    return fs_days_in_month((int)y, m);
 }
 
 /* Local midnight (as days since the epoch) of a rule date in year y. */

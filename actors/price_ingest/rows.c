@@ -1,5 +1,7 @@
 #include "actors/price_ingest/rows.h"
 
+#include "runtime/date.h"
+
 #include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
@@ -17,28 +19,10 @@ const char *fs_price_cabin_name(int cabin)
     return cabin >= 0 && cabin < 4 ? cabins[cabin] : "economy";
 }
 
-/* Howard Hinnant's days_from_civil / civil_from_days: proleptic Gregorian, no time zone. */
-static int32_t days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int era = (y >= 0 ? y : y - 399) / 400;
-    int yoe = y - era * 400;
-    int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static void civil_from_days(int32_t z, int *y, int *m, int *d)
 {
-    z += 719468;
-    int era = (z >= 0 ? z : z - 146096) / 146097;
-    int doe = z - era * 146097;
-    int yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = yoe + era * 400 + (*m <= 2);
+    fs_date_t c = fs_date_from_days(z);
+    *y = c.y, *m = c.m, *d = c.d;
 }
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -46,24 +30,13 @@ static int64_t floor_div(int64_t a, int64_t b)
     return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
 }
 
-/* Strict YYYY-MM-DD naming a real calendar day. */
+/* Strict YYYY-MM-DD naming a real calendar day in 2000-2199. */
 static bool parse_date(const char *s, int32_t *days)
 {
-    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+    fs_date_t d;
+    if (!fs_date_parse(s, &d) || d.y < 2000 || d.y > 2199)
         return false;
-    for (int i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
-            return false;
-    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-    int m = (s[5] - '0') * 10 + (s[6] - '0');
-    int d = (s[8] - '0') * 10 + (s[9] - '0');
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 2000 || y > 2199 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
-        return false;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (m == 2 && d == 29 && !leap)
-        return false;
-    *days = days_from_civil(y, m, d);
+    *days = (int32_t)fs_date_to_days(d);
     return true;
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_OFFSET_GAP_MIN (26 * 60) /* two zones are never further apart */
 
@@ -164,4 +165,19 @@ void fs_upstream_error_text(int status, const char *body, const char *retry_afte
     snprintf(out, cap, "HTTP %d%s%.160s%s%.16s", status, why ? ": " : "", why ? why : "",
              retry_after ? ", retry after " : "", retry_after ? retry_after : "");
     json_decref(root);
+}
+
+fs_offer_list_t *fs_upstream_map_offers(json_t *items, const fs_search_query_t *q, fs_upstream_map_fn map)
+{
+    fs_offer_list_t *l = fs_offer_list_new();
+    int64_t priced_at = (int64_t)time(NULL);
+    size_t i;
+    json_t *item;
+    json_array_foreach(items, i, item)
+    {
+        fs_offer_t tmp = {0};
+        if (map(item, q, priced_at, &tmp))
+            *fs_offer_list_add(l) = tmp;
+    }
+    return l;
 }

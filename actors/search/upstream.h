@@ -8,6 +8,7 @@
 #include "actors/search/offer.h"
 #include "actors/search/provider.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,5 +42,11 @@ void fs_upstream_error_text(int status, const char *body, const char *retry_afte
 
 /* Copies at most cap-1 bytes of `s` (NULL -> "") into `out`, NUL-terminated. */
 void fs_upstream_copy(char *out, size_t cap, const char *s);
+
+/* Reads one upstream offer into `out`; false skips it. */
+typedef bool (*fs_upstream_map_fn)(json_t *item, const fs_search_query_t *q, int64_t priced_at, fs_offer_t *out);
+/* Every offer of the JSON array `items` through `map`, priced now. An offer that cannot be read
+ * is skipped, as the original did; the list is never NULL. */
+fs_offer_list_t *fs_upstream_map_offers(json_t *items, const fs_search_query_t *q, fs_upstream_map_fn map);
 
 #endif

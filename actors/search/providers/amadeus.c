@@ -364,16 +364,7 @@ static fs_offer_list_t *map_offers(const char *body, const fs_search_query_t *q,
         json_decref(root);
         return NULL;
     }
-    fs_offer_list_t *l = fs_offer_list_new();
-    int64_t priced_at = (int64_t)time(NULL);
-    size_t i;
-    json_t *jo;
-    json_array_foreach(data, i, jo)
-    {
-        fs_offer_t tmp = {0};
-        if (map_offer(jo, q, priced_at, &tmp)) /* an offer we cannot read is skipped, as the original */
-            *fs_offer_list_add(l) = tmp;
-    }
+    fs_offer_list_t *l = fs_upstream_map_offers(data, q, map_offer);
     json_decref(root);
     return l;
 }
