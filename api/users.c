@@ -7,7 +7,7 @@
  *   GET   /users/{user_id}           (admin) UserResponse of any user
  *
  * Preferences are a JSON object of known keys only, each validated (an unknown key is 422):
- * currency, cabin_class, max_stops, notifications, language, tags, emergency_contacts.
+ * currency, cabin_class, max_stops, notifications, language, tags, emergency_contacts, phone.
  * PATCH replaces the preferences object wholesale, as the original did.
  */
 #include "api/accounts.h"
@@ -132,6 +132,23 @@ static json_t *check_language(json_t *v, json_t *errs, const char *key)
     return NULL;
 }
 
+/* The number price-alert SMS go to (docs/NOTIFICATIONS.md), in E.164 form: "+353871234567". */
+static json_t *check_phone(json_t *v, json_t *errs, const char *key)
+{
+    if (!pref_string(v, errs, key, NULL))
+        return NULL;
+    const char *s = json_string_value(v);
+    size_t n = strlen(s);
+    bool ok = n >= 8 && n <= 16 && s[0] == '+' && s[1] >= '1' && s[1] <= '9';
+    for (size_t i = 2; ok && i < n; i++)
+        ok = isdigit((unsigned char)s[i]);
+    if (ok)
+        return json_incref(v);
+    pref_error(errs, key, NULL, "string_pattern_mismatch", "String should match pattern '^\\+[1-9][0-9]{6,14}$'", v,
+               json_pack("{s:s}", "pattern", "^\\+[1-9][0-9]{6,14}$"));
+    return NULL;
+}
+
 static bool check_list(json_t *v, json_t *errs, const char *key, size_t max)
 {
     if (!json_is_array(v)) {
@@ -223,7 +240,7 @@ static const struct {
 } known_prefs[] = {
     {"currency", check_currency},           {"cabin_class", check_cabin}, {"max_stops", check_stops},
     {"notifications", check_notifications}, {"language", check_language}, {"tags", check_tags},
-    {"emergency_contacts", check_contacts},
+    {"emergency_contacts", check_contacts}, {"phone", check_phone},
 };
 
 static pref_check_fn pref_checker(const char *key)

@@ -91,13 +91,14 @@ Test(users, get_and_patch_profile, .init = start, .fini = stop)
     cr_assert_eq(patch(&a,
                        "{\"full_name\":\"Bea\",\"home_city\":\"Barcelona\",\"home_airport_code\":\"q9d\","
                        "\"preferences\":{\"currency\":\"eur\",\"cabin_class\":\"business\",\"max_stops\":1,"
-                       "\"notifications\":{\"email\":true,\"push\":false},\"language\":\"pt-BR\","
+                       "\"notifications\":{\"email\":true,\"push\":false},\"language\":\"pt-BR\",\"phone\":\"+353871234567\","
                        "\"tags\":[\"beach\",\"food\"],\"emergency_contacts\":[{\"email\":\"mum@example.com\","
                        "\"name\":\"Mum\"}]}}",
                        &u),
                  200);
     cr_assert_str_eq(json_string_value(json_object_get(u, "full_name")), "Bea");
     cr_assert_str_eq(json_string_value(json_object_get(u, "home_airport_code")), "Q9D");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(u, "preferences"), "phone")), "+353871234567");
     json_t *prefs = json_object_get(u, "preferences");
     cr_assert_str_eq(json_string_value(json_object_get(prefs, "currency")), "EUR", "normalized");
     cr_assert_eq(json_integer_value(json_object_get(prefs, "max_stops")), 1);
@@ -147,6 +148,8 @@ Test(users, patch_validation, .init = start, .fini = stop)
         {"{\"preferences\":{\"language\":\"english language\"}}", "body/preferences/language",
          "string_pattern_mismatch"},
         {"{\"preferences\":{\"tags\":\"beach\"}}", "body/preferences/tags", "list_type"},
+        {"{\"preferences\":{\"phone\":\"0871234567\"}}", "body/preferences/phone", "string_pattern_mismatch"},
+        {"{\"preferences\":{\"phone\":\"+35387123x567\"}}", "body/preferences/phone", "string_pattern_mismatch"},
         {"{\"preferences\":{\"tags\":[\"ok\",5]}}", "body/preferences/tags/1", "string_type"},
         {"{\"preferences\":{\"emergency_contacts\":[{\"email\":\"nope\"}]}}",
          "body/preferences/emergency_contacts/0", "value_error"},
