@@ -38,38 +38,18 @@ struct fs_tz {
 
 /* ---- calendar ------------------------------------------------------------------------------- */
 
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    return fs_date_to_days((fs_date_t){(int)y, m, d});
-}
-
-static int64_t year_of_days(int64_t z)
-{
-    return fs_date_from_days(z).y;
-}
-
-static bool is_leap(int64_t y)
-{
-    return fs_days_in_month((int)y, 2) == 29;
-}
-
-static int month_days(int64_t y, int m)
-{
-    return fs_days_in_month((int)y, m);
-}
-
 /* Local midnight (as days since the epoch) of a rule date in year y. */
 static int64_t rule_day(const rule_date_t *r, int64_t y)
 {
-    int64_t jan1 = days_from_civil(y, 1, 1);
+    int64_t jan1 = fs_date_to_days((fs_date_t){(int)y, 1, 1});
     if (r->kind == 'J') /* Feb 29 is never counted: day 60 is always March 1 */
-        return jan1 + r->n - 1 + (is_leap(y) && r->n >= 60);
+        return jan1 + r->n - 1 + (fs_days_in_month((int)y, 2) == 29 && r->n >= 60);
     if (r->kind == 'N')
         return jan1 + r->n;
-    int64_t first = days_from_civil(y, r->m, 1);
+    int64_t first = fs_date_to_days((fs_date_t){(int)y, r->m, 1});
     int wd_first = (int)(((first % 7) + 7 + 4) % 7); /* 1970-01-01 was a Thursday (4; 0 = Sunday) */
     int64_t day = first + (r->d - wd_first + 7) % 7 + (int64_t)(r->w - 1) * 7;
-    while (day >= first + month_days(y, r->m))
+    while (day >= first + fs_days_in_month((int)y, r->m))
         day -= 7;
     return day;
 }
@@ -78,7 +58,7 @@ static int rule_offset(const rule_t *r, int64_t utc)
 {
     if (!r->has_dst)
         return r->std_off;
-    int64_t y = year_of_days((utc + r->std_off) / 86400 - ((utc + r->std_off) % 86400 < 0));
+    int64_t y = fs_date_from_days((utc + r->std_off) / 86400 - ((utc + r->std_off) % 86400 < 0)).y;
     /* The start time is read in standard time, the end time in daylight time. */
     int64_t start = rule_day(&r->start, y) * 86400 + r->start.time - r->std_off;
     int64_t end = rule_day(&r->end, y) * 86400 + r->end.time - r->dst_off;

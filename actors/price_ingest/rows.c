@@ -19,12 +19,6 @@ const char *fs_price_cabin_name(int cabin)
     return cabin >= 0 && cabin < 4 ? cabins[cabin] : "economy";
 }
 
-static void civil_from_days(int32_t z, int *y, int *m, int *d)
-{
-    fs_date_t c = fs_date_from_days(z);
-    *y = c.y, *m = c.m, *d = c.d;
-}
-
 static int64_t floor_div(int64_t a, int64_t b)
 {
     return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
@@ -122,12 +116,7 @@ const char *fs_price_row_parse(fs_price_row_t *out, const Fs__Prices__PriceObser
 
 void fs_price_format_date(int32_t days, char *buf)
 {
-    int y, m, d;
-    civil_from_days(days, &y, &m, &d);
-    char tmp[40]; /* wide enough for any int, so the compiler sees no truncation */
-    snprintf(tmp, sizeof tmp, "%04d-%02d-%02d", y, m, d);
-    memcpy(buf, tmp, 10);
-    buf[10] = '\0';
+    fs_date_format(fs_date_from_days(days), buf);
 }
 
 void fs_price_format_cents(int64_t cents, char *buf)
@@ -137,17 +126,15 @@ void fs_price_format_cents(int64_t cents, char *buf)
 
 int fs_price_row_month(const fs_price_row_t *r)
 {
-    int y, m, d;
-    civil_from_days((int32_t)floor_div(r->t_ms, MS_PER_DAY), &y, &m, &d);
-    return y * 12 + m - 1;
+    fs_date_t c = fs_date_from_days(floor_div(r->t_ms, MS_PER_DAY));
+    return c.y * 12 + c.m - 1;
 }
 
 size_t fs_price_row_copy_line(const fs_price_row_t *r, int seq, char *buf)
 {
     int64_t day = floor_div(r->t_ms, MS_PER_DAY);
     int64_t ms_of_day = r->t_ms - day * MS_PER_DAY;
-    int y, m, d;
-    civil_from_days((int32_t)day, &y, &m, &d);
+    fs_date_t c = fs_date_from_days(day);
     char dep[11], price[24];
     fs_price_format_date(r->dep_days, dep);
     fs_price_format_cents(r->price_cents, price);
@@ -160,7 +147,7 @@ size_t fs_price_row_copy_line(const fs_price_row_t *r, int seq, char *buf)
     }
     *p = '\0';
     int n = snprintf(buf, FS_PRICE_LINE_MAX, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n",
-                     y, m, d, (int)(ms_of_day / 3600000), (int)(ms_of_day / 60000 % 60),
+                     c.y, c.m, c.d, (int)(ms_of_day / 3600000), (int)(ms_of_day / 60000 % 60),
                      (int)(ms_of_day / 1000 % 60), (int)(ms_of_day % 1000), r->origin, r->dest, r->airline, dep,
                      fs_price_cabin_name(r->cabin), price, r->currency, r->source[0] ? source : "\\N", seq);
     return (size_t)n;
